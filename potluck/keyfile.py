@@ -1,0 +1,54 @@
+"""Secret key files: written atomically with mode 0600, refused when others can read them."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from potluck.errors import KeyFileError
+
+
+def write_secret_file(path: Path, data: bytes, *, force: bool = False) -> None:
+    """Write `data` to `path`, readable by its owner only; refuse to replace a file unless `force`."""
+    if path.exists() and not force:
+        raise KeyFileError(f"{path}: already exists; refusing to overwrite it (pass --force to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # mkstemp creates the file with mode 0600 before any secret byte is written.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_secret_file(path: Path, *, hint: str = "") -> bytes:
+    """Read a secret file, refusing one that is missing, not a regular file, or readable by others."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: key file does not exist{hint}") from None
+    except OSError as e:
+        raise KeyFileError(f"{path}: cannot read key file ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyFileError(f"{path}: not a regular file")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise KeyFileError(
+            f"{path}: key file is readable by group or others (mode {mode:04o}); run `chmod 600 {path}`"
+        )
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise KeyFileError(f"{path}: cannot read key file ({e.strerror})") from None

@@ -1,0 +1,26 @@
+"""The process tree below a pid, read from /proc: how tests prove nothing was left running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of `pid`, read from /proc (no process names involved)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return children
+
+
+def descendant_pids(pid: int) -> list[int]:
+    """Every living process below `pid` in the process tree."""
+    found, frontier = [], [pid]
+    while frontier:
+        for child in child_pids(frontier.pop()):
+            found.append(child)
+            frontier.append(child)
+    return found
