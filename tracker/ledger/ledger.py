@@ -1,0 +1,160 @@
+"""The credit log: entries in a store, their RFC 6962 tree in memory, checkpoints signed by the log key.
+
+One `Ledger` is the only writer of its store. It signs a checkpoint only over entries already
+committed, and never two checkpoints that disagree: at start-up it rebuilds the tree from the
+store and refuses to run if the last checkpoint it signed does not match it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from nacl.signing import SigningKey
+from potluck.proto.ledger_pb2 import LedgerEntry
+from potluck.tracker.ledger.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from potluck.tracker.ledger.entries import (
+    MAX_ENTRY_BYTES,
+    Balances,
+    check_grant_arithmetic,
+    decode_entry,
+    dedup_key,
+    serialize_entry,
+)
+from potluck.tracker.ledger.merkle import MerkleTree, leaf_hash
+from potluck.tracker.ledger.note import verifier_key_text
+from potluck.tracker.ledger.receipt import make_receipt
+from potluck.tracker.ledger.store import LedgerStoreBase, StoredEntry
+
+from potluck.errors import PotluckError, VerificationError
+
+logger = logging.getLogger(__name__)
+
+MAX_ENTRIES_PER_READ = 10_000
+
+
+class LedgerCorruptError(PotluckError):
+    """The store disagrees with a checkpoint this log already signed; it must not sign another."""
+
+
+class LedgerRangeError(PotluckError):
+    """A read asked for indices or sizes the log does not have."""
+
+
+class Ledger:
+    """Append-only, idempotent, tamper-evident credit log."""
+
+    def __init__(self, store: LedgerStoreBase, *, origin: str, log_key: SigningKey):
+        self.store, self.origin, self.log_key = store, origin, log_key
+        self.verifier_key = verifier_key_text(origin, log_key.verify_key)
+        self.lock = threading.RLock()
+        started = time.monotonic()
+        self.tree = MerkleTree.from_leaf_hashes(store.leaf_hashes())
+        self.balances = Balances()
+        for start in range(0, self.tree.size, MAX_ENTRIES_PER_READ):
+            for offset, data in enumerate(store.entries(start, start + MAX_ENTRIES_PER_READ)):
+                self.balances.apply(start + offset, decode_entry(data, start + offset))
+        self._note: str | None = None  # the latest signed checkpoint, while it covers the whole tree
+        self._check_last_checkpoint()
+        logger.info("ledger %s opened: %d entries in %.2fs", origin, self.tree.size, time.monotonic() - started)
+
+    def _check_last_checkpoint(self) -> None:
+        latest = self.store.latest_checkpoint()
+        if latest is None:
+            return
+        size, note = latest
+        try:
+            checkpoint = verify_checkpoint(note, self.verifier_key, self.origin)
+        except VerificationError as e:
+            raise LedgerCorruptError(f"the last stored checkpoint does not verify with this log's key: {e}") from None
+        if checkpoint.size != size or size > self.tree.size or checkpoint.root_hash != self.tree.root(size):
+            raise LedgerCorruptError(
+                f"the store holds {self.tree.size} entries, which disagree with the signed checkpoint of size "
+                f"{checkpoint.size}; refusing to sign anything that contradicts it")
+        if size == self.tree.size:
+            self._note = note
+
+    @property
+    def size(self) -> int:
+        return self.tree.size
+
+    def append(self, entries: Sequence[LedgerEntry]) -> list[int]:
+        """Durably append entries in one transaction; return each one's index.
+
+        Idempotent: an entry carrying report or binding bytes that are already logged gets the
+        index it was logged at, and nothing new is written.
+        """
+        with self.lock:
+            keys = [dedup_key(entry) for entry in entries]
+            known = self.store.find([k for k in keys if k is not None])
+            indices, rows, decoded = [], [], []
+            for entry, key in zip(entries, keys, strict=True):
+                if key is not None and key in known:
+                    indices.append(known[key])
+                    continue
+                if entry.origin != self.origin:
+                    raise VerificationError(f"expected entry origin {self.origin!r}, got {entry.origin!r}")
+                if entry.WhichOneof("kind") == "grant":
+                    check_grant_arithmetic(entry.grant, self.tree.size + len(rows))
+                data = serialize_entry(entry)
+                if len(data) > MAX_ENTRY_BYTES:
+                    raise VerificationError(f"expected an entry of at most {MAX_ENTRY_BYTES} bytes, got {len(data)}")
+                index = self.tree.size + len(rows)
+                rows.append(StoredEntry(index, data, leaf_hash(data), key))
+                decoded.append(entry)
+                indices.append(index)
+                if key is not None:
+                    known[key] = index
+            if rows:
+                self.store.insert(rows)
+                self._note = None
+                self.tree.extend(row.leaf_hash for row in rows)
+                for row, entry in zip(rows, decoded, strict=True):
+                    self.balances.apply(row.index, entry)
+            return indices
+
+    def checkpoint(self) -> str:
+        """A signed checkpoint note over every committed entry (signed afresh only when the log grew)."""
+        with self.lock:
+            if self._note is None:
+                checkpoint = Checkpoint(self.origin, self.tree.size, self.tree.root())
+                note = sign_checkpoint(checkpoint, self.log_key)
+                self.store.save_checkpoint(checkpoint.size, note)
+                self._note = note
+            return self._note
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        """Entry bytes for indices start..end-1, verbatim."""
+        self._check_range(start, end)
+        return self.store.entries(start, end)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        with self.lock:
+            if not 0 <= index < size <= self.tree.size:
+                raise LedgerRangeError(f"no entry {index} in a tree of size {size} (the log has {self.tree.size})")
+            return self.tree.inclusion_proof(index, size)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        with self.lock:
+            if not 0 <= old_size <= new_size <= self.tree.size:
+                raise LedgerRangeError(
+                    f"no consistency proof from size {old_size} to {new_size} (the log has {self.tree.size})")
+            return self.tree.consistency_proof(old_size, new_size)
+
+    def receipt(self, index: int) -> str:
+        """A C2SP tlog-proof receipt proving entry `index` against the latest checkpoint."""
+        with self.lock:
+            note = self.checkpoint()
+            size = self.tree.size
+            if not 0 <= index < size:
+                raise LedgerRangeError(f"no entry {index} (the log has {size})")
+            (data,) = self.store.entries(index, index + 1)
+            return make_receipt(data, index, self.tree.inclusion_proof(index, size), note)
+
+    def _check_range(self, start: int, end: int) -> None:
+        if not 0 <= start <= end <= self.tree.size:
+            raise LedgerRangeError(f"no entries {start}..{end} (the log has {self.tree.size})")
+        if end - start > MAX_ENTRIES_PER_READ:
+            raise LedgerRangeError(f"at most {MAX_ENTRIES_PER_READ} entries per read (asked for {end - start})")
