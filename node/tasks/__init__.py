@@ -1,0 +1,46 @@
+"""Tasks: a model plus the deterministic recipe for the data each account trains on.
+
+>>> task = get_task("synthetic", {"hidden": 64})
+>>> model = task.build_model()
+>>> batch = task.make_batch(b"swarm seed", account_id, epoch=3, step=0, batch_size=32)
+>>> task.loss(model, batch).backward()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from potluck.node.tasks.base import TaskBase, derive_sample_seed
+from potluck.node.tasks.charlm import CharLM, CharLMTask, load_shards
+from potluck.node.tasks.synthetic import SyntheticTask
+
+from potluck.errors import ConfigError
+
+TASKS: dict[str, type[TaskBase]] = {task.name: task for task in (SyntheticTask, CharLMTask)}
+
+
+def get_task(
+    name: str, params: Mapping[str, Any] | None = None, *, shards: Iterable[tuple[str, bytes]] | None = None
+) -> TaskBase:
+    """The task called `name`, bound to validated `params` (and, for text tasks, verified shards)."""
+    if name not in TASKS:
+        raise ConfigError(f"task.name: unknown task {name!r} (known: {', '.join(sorted(TASKS))})")
+    task_class = TASKS[name]
+    if task_class is CharLMTask:
+        return CharLMTask(params, shards=shards or ())
+    if shards:
+        raise ConfigError(f"task.data: task {name} generates its own data and takes no shards")
+    return task_class(params)
+
+
+__all__ = [
+    "TASKS",
+    "CharLM",
+    "CharLMTask",
+    "SyntheticTask",
+    "TaskBase",
+    "derive_sample_seed",
+    "get_task",
+    "load_shards",
+]

@@ -30,7 +30,8 @@ def main(location: str, seed: int) -> None:
         batch = [grant(rng.choice(accounts), sequence + i) for i in range(rng.randint(1, 40))]
         sequence += len(batch)
         indices = ledger.append(batch)
-        sys.stdout.write("".join(f"ack {i} {leaf_hash(serialize_entry(e)).hex()}\n" for i, e in zip(indices, batch)))
+        acks = zip(indices, batch, strict=True)
+        sys.stdout.write("".join(f"ack {i} {leaf_hash(serialize_entry(e)).hex()}\n" for i, e in acks))
         if rng.random() < 0.3:
             sys.stdout.write(f"checkpoint {base64.b64encode(ledger.checkpoint().encode()).decode()}\n")
         sys.stdout.flush()
