@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from potluck.node.identity import create_account_key, load_account_key
 
 from potluck.cli import new_group
 from potluck.home import default_account_key_path
+from potluck.node.identity import create_account_key, load_account_key
 
 identity_app = new_group("Create and show your account key (Ed25519); your account id is its public key.")
 node_app = new_group("Run a volunteer node that trains with a swarm.")

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
-from potluck.proto.envelope_pb2 import SignedEnvelope
 
 from potluck.errors import VerificationError
+from potluck.proto.envelope_pb2 import SignedEnvelope
 
 PURPOSE_MANIFEST = "potluck/manifest/v1"
 PURPOSE_REPORT = "potluck/report/v1"

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import typer
-from potluck.node.identity import load_account_key
 
 from potluck.cli import new_group
 from potluck.errors import ConfigError
 from potluck.home import default_account_key_path
 from potluck.manifest import parse_lead_key, read_manifest_file, sign_manifest
+from potluck.node.identity import load_account_key
 from potluck.swarm_config import load_swarm_config, render_swarm_template
 
 swarm_app = new_group("Describe, sign and run a training swarm.")

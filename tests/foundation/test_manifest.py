@@ -6,11 +6,11 @@ import sys
 import textwrap
 
 import pytest
-from potluck.node.identity import AccountKey
-from potluck.proto.envelope_pb2 import SignedEnvelope
 
 from potluck.errors import ConfigError, VerificationError
 from potluck.manifest import manifest_id, serialize_manifest, sign_manifest, verify_manifest
+from potluck.node.identity import AccountKey
+from potluck.proto.envelope_pb2 import SignedEnvelope
 from potluck.swarm_config import param_dict, parse_swarm_config, render_swarm_template
 
 pytestmark = pytest.mark.timeout(60)

@@ -3,6 +3,7 @@
 import filecmp
 
 import pytest
+
 from potluck.proto import generate
 
 pytestmark = pytest.mark.timeout(60)
@@ -27,4 +28,5 @@ def test_stubs_import_under_the_potluck_namespace():
 
 def test_stubs_coexist_with_hivemind_protos():
     import hivemind.proto.dht_pb2  # noqa: F401  (flat file names must not collide with ours)
+
     from potluck.proto import envelope_pb2, ledger_pb2, manifest_pb2  # noqa: F401

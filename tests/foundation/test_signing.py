@@ -4,6 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
+
+from potluck.errors import VerificationError
 from potluck.proto.envelope_pb2 import SignedEnvelope
 from potluck.proto.signing import (
     PURPOSE_MANIFEST,
@@ -12,8 +14,6 @@ from potluck.proto.signing import (
     seal,
     signing_input,
 )
-
-from potluck.errors import VerificationError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,6 +11,7 @@ import sys
 
 from ledgerkit import ORIGIN, grant
 from nacl.signing import SigningKey
+
 from potluck.node.identity import AccountKey
 from potluck.tracker.ledger import leaf_hash
 from potluck.tracker.ledger.entries import serialize_entry

@@ -7,10 +7,10 @@ import hashlib
 
 import pytest
 from nacl.signing import SigningKey
-from potluck.tracker.ledger.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
-from potluck.tracker.ledger.note import sign_note, verifier_key_text
 
 from potluck.errors import VerificationError
+from potluck.tracker.ledger.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from potluck.tracker.ledger.note import sign_note, verifier_key_text
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,11 +7,11 @@ import stat
 from pathlib import Path
 
 import pytest
+
+from potluck.errors import KeyFileError
 from potluck.tracker.ledger.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from potluck.tracker.ledger.logkey import load_or_create_log_key
 from potluck.tracker.ledger.note import verifier_key_text
-
-from potluck.errors import KeyFileError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,6 +7,8 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from potluck.errors import VerificationError
 from potluck.tracker.ledger.merkle import (
     EMPTY_ROOT,
     MerkleTree,
@@ -16,8 +18,6 @@ from potluck.tracker.ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-
-from potluck.errors import VerificationError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+
+from potluck.errors import VerificationError
 from potluck.tracker.ledger.merkle import (
     EMPTY_ROOT,
     MerkleTree,
@@ -21,8 +23,6 @@ from potluck.tracker.ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-
-from potluck.errors import VerificationError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,6 +13,8 @@ import base64
 
 import pytest
 from nacl.signing import SigningKey
+
+from potluck.errors import VerificationError
 from potluck.tracker.ledger.note import (
     key_id,
     open_note,
@@ -23,8 +25,6 @@ from potluck.tracker.ledger.note import (
     split_note,
     verifier_key_text,
 )
-
-from potluck.errors import VerificationError
 
 pytestmark = pytest.mark.timeout(60)
 

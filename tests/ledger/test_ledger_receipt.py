@@ -6,12 +6,12 @@ import base64
 
 import pytest
 from nacl.signing import SigningKey
+
+from potluck.errors import VerificationError
 from potluck.tracker.ledger.checkpoint import Checkpoint, sign_checkpoint
 from potluck.tracker.ledger.merkle import MerkleTree, leaf_hash
 from potluck.tracker.ledger.note import verifier_key_text
 from potluck.tracker.ledger.receipt import make_receipt, parse_receipt, verify_receipt
-
-from potluck.errors import VerificationError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -4,6 +4,8 @@ to contradict a checkpoint it already signed."""
 import pytest
 from ledgerkit import FLOPS_PER_SAMPLE, ORIGIN, grant, vest
 from nacl.signing import SigningKey
+
+from potluck.errors import VerificationError
 from potluck.node.identity import AccountKey
 from potluck.tracker.ledger import (
     leaf_hash,
@@ -14,8 +16,6 @@ from potluck.tracker.ledger import (
 )
 from potluck.tracker.ledger.ledger import Ledger, LedgerCorruptError, LedgerRangeError
 from potluck.tracker.ledger.store import open_store
-
-from potluck.errors import VerificationError
 
 pytestmark = pytest.mark.timeout(120)
 

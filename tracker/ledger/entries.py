@@ -13,6 +13,8 @@ from decimal import Decimal
 from fractions import Fraction
 
 from google.protobuf.message import DecodeError
+
+from potluck.errors import VerificationError
 from potluck.proto.ledger_pb2 import (
     Ban,
     BindingRecord,
@@ -22,8 +24,6 @@ from potluck.proto.ledger_pb2 import (
     Strike,
     Vest,
 )
-
-from potluck.errors import VerificationError
 
 CREDIT_DECIMALS = 12  # 1e-12 credit = 1 kFLOP at the default unit; exact enough for any task
 MAX_ENTRY_BYTES = 256 * 1024

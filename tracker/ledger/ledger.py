@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 
 from nacl.signing import SigningKey
+
+from potluck.errors import PotluckError, VerificationError
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.tracker.ledger.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from potluck.tracker.ledger.entries import (
@@ -27,8 +29,6 @@ from potluck.tracker.ledger.merkle import MerkleTree, leaf_hash
 from potluck.tracker.ledger.note import verifier_key_text
 from potluck.tracker.ledger.receipt import make_receipt
 from potluck.tracker.ledger.store import LedgerStoreBase, StoredEntry
-
-from potluck.errors import PotluckError, VerificationError
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import threading
 from collections.abc import Sequence
 
 import psycopg
-from potluck.tracker.ledger.store import LedgerStoreBase, StoredEntry
 
 from potluck.errors import ConfigError
+from potluck.tracker.ledger.store import LedgerStoreBase, StoredEntry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (

@@ -7,9 +7,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from potluck.tracker.ledger.store import LedgerStoreBase, StoredEntry, batched
-
 from potluck.errors import ConfigError
+from potluck.tracker.ledger.store import LedgerStoreBase, StoredEntry, batched
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
