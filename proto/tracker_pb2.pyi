@@ -12,10 +12,12 @@ class GetManifestRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetManifestResponse(_message.Message):
-    __slots__ = ("signed_manifest",)
+    __slots__ = ("signed_manifest", "log_key")
     SIGNED_MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    LOG_KEY_FIELD_NUMBER: _ClassVar[int]
     signed_manifest: bytes
-    def __init__(self, signed_manifest: _Optional[bytes] = ...) -> None: ...
+    log_key: str
+    def __init__(self, signed_manifest: _Optional[bytes] = ..., log_key: _Optional[str] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("binding",)
@@ -36,7 +38,7 @@ class SubmitReportRequest(_message.Message):
     def __init__(self, report: _Optional[bytes] = ...) -> None: ...
 
 class ReportAck(_message.Message):
-    __slots__ = ("report_sha256", "sequence", "verdict", "index", "checkpoint", "reason")
+    __slots__ = ("report_sha256", "sequence", "verdict", "index", "checkpoint", "reason", "receipt", "code")
     class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         VERDICT_UNSPECIFIED: _ClassVar[ReportAck.Verdict]
@@ -51,13 +53,17 @@ class ReportAck(_message.Message):
     INDEX_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
     report_sha256: bytes
     sequence: int
     verdict: ReportAck.Verdict
     index: int
     checkpoint: str
     reason: str
-    def __init__(self, report_sha256: _Optional[bytes] = ..., sequence: _Optional[int] = ..., verdict: _Optional[_Union[ReportAck.Verdict, str]] = ..., index: _Optional[int] = ..., checkpoint: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    receipt: str
+    code: str
+    def __init__(self, report_sha256: _Optional[bytes] = ..., sequence: _Optional[int] = ..., verdict: _Optional[_Union[ReportAck.Verdict, str]] = ..., index: _Optional[int] = ..., checkpoint: _Optional[str] = ..., reason: _Optional[str] = ..., receipt: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
 
 class FetchShardRequest(_message.Message):
     __slots__ = ("sha256",)

@@ -62,11 +62,15 @@ def decode_entry(data: bytes, index: int | None = None) -> LedgerEntry:
     return entry
 
 
+def report_dedup_key(report: bytes) -> bytes:
+    return hashlib.sha256(b"report\n" + report).digest()
+
+
 def dedup_key(entry: LedgerEntry) -> bytes | None:
     """What makes an append idempotent: the same signed bytes are only ever logged once."""
     kind = entry.WhichOneof("kind")
     if kind == "grant":
-        return hashlib.sha256(b"report\n" + entry.grant.report).digest()
+        return report_dedup_key(entry.grant.report)
     if kind == "binding":
         return hashlib.sha256(b"binding\n" + entry.binding.binding).digest()
     return None

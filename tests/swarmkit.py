@@ -1,0 +1,51 @@
+"""A real swarm's paperwork for tests: a lead-signed manifest, volunteers with bound identities, and
+reports that pass the tracker's checks."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from potluck.manifest import SignedManifest, sign_manifest, verify_manifest
+from potluck.node.binding import PeerIdentity, load_or_create_peer_identity, make_binding
+from potluck.node.identity import AccountKey
+from potluck.proto.report_pb2 import AveragingRound, ContributionReport
+from potluck.proto.signing import PURPOSE_REPORT, seal
+from potluck.swarm_config import parse_swarm_config, render_swarm_template
+
+
+def make_manifest(tmp_path: Path, *, tracker: str = "127.0.0.1:1", edit=lambda text: text) -> SignedManifest:
+    lead = AccountKey.generate()
+    manifest = parse_swarm_config(edit(render_swarm_template("test")))
+    manifest.tracker_address = tracker
+    return verify_manifest(sign_manifest(manifest, lead))
+
+
+@dataclass
+class Volunteer:
+    account: AccountKey
+    peer: PeerIdentity
+
+    @classmethod
+    def create(cls, directory: Path) -> Volunteer:
+        return cls(AccountKey.generate(), load_or_create_peer_identity(directory / f"peer-{os.urandom(4).hex()}.key"))
+
+    def binding(self, manifest: SignedManifest) -> bytes:
+        return make_binding(self.account, self.peer, manifest.origin)
+
+    def report(self, manifest: SignedManifest, sequence: int, *, epoch: int | None = None, steps: int = 2,
+               batch_size: int = 8, signer: AccountKey | None = None, **overrides) -> bytes:
+        now = time.time()
+        fields = dict(
+            origin=manifest.origin, manifest_id=manifest.manifest_id, account_id=self.account.account_id,
+            peer_id=self.peer.peer_id, sequence=sequence, epoch=sequence if epoch is None else epoch,
+            batch_size=batch_size, losses=[1.5] * steps, num_samples=steps * batch_size,
+            num_tokens=steps * batch_size, gradient_sketch=[0.1] * 64, state_digest=os.urandom(32),
+            averaging=AveragingRound(succeeded=False, failure="alone"), wall_time=2.0, device_class="cpu",
+            started_at=now - 2.0)
+        fields.update(overrides)
+        report = ContributionReport(**fields)
+        return seal(report.SerializeToString(deterministic=True), purpose=PURPOSE_REPORT, origin=manifest.origin,
+                    signing_key=(signer or self.account).signing_key)

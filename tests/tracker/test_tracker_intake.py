@@ -1,0 +1,89 @@
+"""Stage (a) over a real tracker: acks only after logging, idempotent resends, precise rejections."""
+
+import grpc
+import pytest
+from swarmkit import Volunteer, make_manifest
+
+from potluck.proto import tracker_pb2 as pb
+from potluck.tracker.ledger import verify_receipt
+from potluck.tracker.ledger.entries import decode_entry
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def submit(tracker, *reports):
+    return list(tracker.stub.SubmitReports(iter(pb.SubmitReportRequest(report=r) for r in reports), timeout=30))
+
+
+@pytest.fixture
+def alice(tracker, tmp_path):
+    volunteer = Volunteer.create(tmp_path)
+    tracker.stub.Register(pb.RegisterRequest(binding=volunteer.binding(tracker.manifest)), timeout=10)
+    return volunteer
+
+
+def test_accepted_reports_come_with_a_receipt_and_resends_get_the_same_ack(tracker, alice):
+    first, second = alice.report(tracker.manifest, 1), alice.report(tracker.manifest, 2)
+    acks = submit(tracker, first, second)
+    assert [a.verdict for a in acks] == [pb.ReportAck.ACCEPTED] * 2
+    for ack, report in zip(acks, (first, second), strict=True):
+        index, entry, _ = verify_receipt(ack.receipt, tracker.tracker.log_key)
+        assert index == ack.index and decode_entry(entry).grant.report == report
+    size = tracker.tracker.ledger.size
+    [again] = submit(tracker, first)
+    assert (again.verdict, again.index) == (pb.ReportAck.ACCEPTED, acks[0].index)
+    assert tracker.tracker.ledger.size == size
+
+
+@pytest.mark.parametrize(("make", "code", "reason"), [
+    (lambda t, v, o: v.report(t.manifest, 1), "ALREADY_EXISTS", "replay: sequence 1"),
+    (lambda t, v, o: v.report(make_manifest(o), 9), "FAILED_PRECONDITION", "report for another swarm"),
+    (lambda t, v, o: Volunteer(Volunteer.create(o).account, v.peer).report(t.manifest, 9), "UNAUTHENTICATED",
+     "is bound to account"),
+    (lambda t, v, o: v.report(t.manifest, 9, num_samples=999), "INVALID_ARGUMENT", "micro-batches"),
+    (lambda t, v, o: v.report(t.manifest, 9, losses=[float("nan"), 1.0]), "INVALID_ARGUMENT", "finite"),
+    (lambda t, v, o: v.report(t.manifest, 9, wall_time=1e-9), "INVALID_ARGUMENT", "not plausible"),
+    (lambda t, v, o: v.report(t.manifest, 9, steps=40, epoch=1), "INVALID_ARGUMENT", "target batch"),
+    (lambda t, v, o: b"\xff\xff\xff", "INVALID_ARGUMENT", "SignedEnvelope"),
+])
+def test_bad_reports_are_rejected_with_a_status_and_the_tracker_stays_up(tracker, alice, tmp_path, make, code,
+                                                                         reason):
+    assert submit(tracker, alice.report(tracker.manifest, 1))[0].verdict == pb.ReportAck.ACCEPTED
+    size = tracker.tracker.ledger.size
+    [ack] = submit(tracker, make(tracker, alice, tmp_path))
+    assert (ack.verdict, ack.code) == (pb.ReportAck.REJECTED, code) and reason in ack.reason, ack
+    assert tracker.tracker.ledger.size == size
+    assert submit(tracker, alice.report(tracker.manifest, 2))[0].verdict == pb.ReportAck.ACCEPTED
+
+
+def test_a_report_signed_by_a_key_other_than_the_bound_one(tracker, alice, tmp_path):
+    mallory = Volunteer.create(tmp_path).account
+    [ack] = submit(tracker, alice.report(tracker.manifest, 1, signer=mallory))
+    assert (ack.verdict, ack.code) == (pb.ReportAck.REJECTED, "UNAUTHENTICATED")
+    assert f"claims account {alice.account.account_id[:12]} but is signed by {mallory.account_id[:12]}" in ack.reason
+
+
+def test_unregistered_peers_must_register_first(tracker, tmp_path):
+    stranger = Volunteer.create(tmp_path)
+    [ack] = submit(tracker, stranger.report(tracker.manifest, 1))
+    assert ack.code == "FAILED_PRECONDITION" and "register the binding first" in ack.reason
+
+
+def test_bad_bindings_get_precise_statuses(tracker, alice, tmp_path):
+    with pytest.raises(grpc.RpcError) as err:
+        tracker.stub.Register(pb.RegisterRequest(binding=b"junk"), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    thief = Volunteer(Volunteer.create(tmp_path).account, alice.peer)  # claims alice's PeerID
+    with pytest.raises(grpc.RpcError) as err:
+        tracker.stub.Register(pb.RegisterRequest(binding=thief.binding(tracker.manifest)), timeout=10)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "already bound" in err.value.details()
+    other_swarm = alice.binding(make_manifest(tmp_path))
+    with pytest.raises(grpc.RpcError) as err:
+        tracker.stub.Register(pb.RegisterRequest(binding=other_swarm), timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_manifest_and_log_key_are_served(tracker):
+    response = tracker.stub.GetManifest(pb.GetManifestRequest(), timeout=10)
+    assert response.signed_manifest == tracker.manifest.envelope
+    assert response.log_key == tracker.tracker.log_key

@@ -1,0 +1,84 @@
+"""The tracker, assembled: ledger, accounts, report intake, the single writer and the gRPC services."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from potluck.manifest import SignedManifest
+from potluck.node.tasks import get_task
+from potluck.swarm_config import param_dict
+from potluck.tracker.accounts import Accounts
+from potluck.tracker.intake import ReportIntake
+from potluck.tracker.ledger.entries import decode_entry
+from potluck.tracker.ledger.ledger import MAX_ENTRIES_PER_READ, Ledger
+from potluck.tracker.ledger.logkey import load_or_create_log_key
+from potluck.tracker.ledger.store import open_store
+from potluck.tracker.ledger_service import LedgerService
+from potluck.tracker.server import start_server
+from potluck.tracker.tracker_service import TrackerService
+from potluck.tracker.writer import LedgerWriter
+
+logger = logging.getLogger(__name__)
+
+SKETCH_DIM = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackerConfig:
+    """Where the tracker keeps its state and where it listens."""
+
+    state_dir: Path
+    db: str  # a SQLite path, or a postgresql:// URL
+    listen: str  # HOST:PORT; port 0 picks a free one
+    shards: dict[str, Path] = field(default_factory=dict)  # dataset shards it serves, by sha256
+
+
+class Tracker:
+    """A running tracker. Create with `await Tracker.start(...)`, end with `await tracker.stop()`."""
+
+    def __init__(self, manifest: SignedManifest, ledger: Ledger, server: grpc.aio.Server, port: int,
+                 writer: LedgerWriter, service: TrackerService):
+        self.manifest, self.ledger, self.server, self.port = manifest, ledger, server, port
+        self.writer, self.service = writer, service
+
+    @classmethod
+    async def start(cls, manifest: SignedManifest, config: TrackerConfig) -> Tracker:
+        m = manifest.manifest
+        log_key = load_or_create_log_key(config.state_dir, m.origin)
+        ledger = Ledger(open_store(config.db), origin=m.origin, log_key=log_key)
+        accounts = Accounts(m.origin)
+        for start in range(0, ledger.size, MAX_ENTRIES_PER_READ):
+            for offset, data in enumerate(ledger.entries(start, min(start + MAX_ENTRIES_PER_READ, ledger.size))):
+                accounts.apply(decode_entry(data, start + offset))
+        task = get_task(m.task.name, param_dict(m.task))  # the verifier supplies shards when it needs data
+        flops_per_sample, tokens_per_sample = task.flops_per_sample(), task.tokens_per_sample()
+        intake = ReportIntake(manifest, accounts, flops_per_sample=flops_per_sample,
+                              tokens_per_sample=tokens_per_sample, sketch_dim=SKETCH_DIM)
+        writer = LedgerWriter(ledger)
+        writer.start()
+        service = TrackerService(manifest=manifest, ledger=ledger, writer=writer, accounts=accounts, intake=intake,
+                                 flops_per_sample=flops_per_sample, shards=config.shards)
+        try:
+            server, port = await start_server(
+                config.listen, tracker_service=service,
+                ledger_service=LedgerService(ledger, m.credit_policy.flops_per_credit))
+        except BaseException:
+            await writer.stop()
+            ledger.store.close()
+            raise
+        logger.info("tracker for %s serving on port %d (%d ledger entries)", m.origin, port, ledger.size)
+        return cls(manifest, ledger, server, port, writer, service)
+
+    @property
+    def log_key(self) -> str:
+        return self.ledger.verifier_key
+
+    async def stop(self, grace: float = 2.0) -> None:
+        await self.server.stop(grace)
+        await self.writer.stop()
+        self.ledger.store.close()
+

@@ -1,0 +1,153 @@
+"""Stage (a) of verification: the cheap checks every report passes before it is acknowledged.
+
+Signature, bound account, manifest, sequence (replay), epoch near the swarm's, finite values,
+samples plausible for the elapsed time and device, and per-epoch claims within the target batch.
+A report that fails gets a `Rejected` naming the gRPC status that fits and the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from potluck.errors import VerificationError
+from potluck.manifest import SignedManifest
+from potluck.node.identity import account_id_of
+from potluck.proto.report_pb2 import ContributionReport
+from potluck.proto.signing import PURPOSE_REPORT, open_envelope, parse_envelope
+from potluck.tracker.accounts import Accounts
+
+MAX_REPORT_BYTES = 256 * 1024
+CLOCK_SLACK = 60.0  # seconds of clock difference tolerated between node and tracker
+EPOCH_SLACK = 2  # epochs a report may lead the swarm's epoch (the tracker's view lags the DHT)
+# The fastest sustained training a device class could plausibly do, in FLOP/s (generous: an H200's
+# dense bf16 peak is about 1e15). Claims beyond this for the wall time are not plausible.
+PEAK_FLOPS = {"cpu": 1e13, "cuda": 2e15, "mps": 1e14}
+
+
+class Rejected(Exception):
+    """A report that is not logged; `code` is the gRPC status name that fits."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(f"{code}: {reason}")
+        self.code, self.reason = code, reason
+
+
+@dataclass(frozen=True)
+class CheckedReport:
+    envelope: bytes
+    report: ContributionReport
+
+
+class ReportIntake:
+    """Checks reports against the manifest and what the ledger says about each account."""
+
+    def __init__(self, manifest: SignedManifest, accounts: Accounts, *, flops_per_sample: int,
+                 tokens_per_sample: int, sketch_dim: int, swarm_epoch: Callable[[], int | None] = lambda: None,
+                 clock: Callable[[], float] = time.time):
+        self.manifest, self.accounts = manifest, accounts
+        self.flops_per_sample, self.tokens_per_sample, self.sketch_dim = flops_per_sample, tokens_per_sample, sketch_dim
+        self.swarm_epoch, self.clock = swarm_epoch, clock
+        self.lock = threading.Lock()
+
+    def check(self, envelope: bytes) -> CheckedReport:
+        """Check a report and reserve its sequence number; raise `Rejected`."""
+        report = self._open(envelope)
+        with self.lock:
+            self._check_account(report)
+            self._check_claims(report)
+            self.accounts.record_report(report)  # reserves the sequence and the epoch's samples
+        return CheckedReport(envelope, report)
+
+    def _open(self, envelope: bytes) -> ContributionReport:
+        origin = self.manifest.origin
+        if len(envelope) > MAX_REPORT_BYTES:
+            raise Rejected("INVALID_ARGUMENT", f"report of {len(envelope)} bytes exceeds {MAX_REPORT_BYTES}")
+        try:
+            sealed = parse_envelope(envelope)
+        except VerificationError as e:
+            raise Rejected("INVALID_ARGUMENT", str(e)) from None
+        if sealed.purpose != PURPOSE_REPORT:
+            raise Rejected("INVALID_ARGUMENT", f"expected purpose {PURPOSE_REPORT!r}, got {sealed.purpose!r}")
+        if sealed.origin != origin:
+            raise Rejected("FAILED_PRECONDITION", f"report for another swarm: expected origin {origin!r}, "
+                                                  f"got {sealed.origin!r}")
+        try:
+            opened = open_envelope(envelope, purpose=PURPOSE_REPORT, origin=origin)
+        except VerificationError as e:
+            raise Rejected("UNAUTHENTICATED", str(e)) from None
+        try:
+            report = ContributionReport.FromString(opened.payload)
+        except DecodeError:
+            raise Rejected("INVALID_ARGUMENT", "expected a ContributionReport, got undecodable bytes") from None
+        if report.origin != origin:
+            raise Rejected("FAILED_PRECONDITION", f"report for another swarm: expected origin {origin!r}, "
+                                                  f"got {report.origin!r}")
+        if report.manifest_id != self.manifest.manifest_id:
+            raise Rejected("FAILED_PRECONDITION", f"report for manifest {report.manifest_id.hex()[:16]}…, this swarm "
+                                                  f"runs {self.manifest.manifest_id.hex()[:16]}…")
+        signer = account_id_of(opened.signer)
+        if report.account_id != signer:
+            raise Rejected("UNAUTHENTICATED", f"report claims account {report.account_id[:12]} but is signed by "
+                                              f"{signer[:12]}")
+        return report
+
+    def _check_account(self, report: ContributionReport) -> None:
+        account = self.accounts.by_account.get(report.account_id)
+        bound_to = self.accounts.account_of_peer.get(report.peer_id)
+        if bound_to is not None and bound_to != report.account_id:
+            raise Rejected("UNAUTHENTICATED", f"peer {report.peer_id} is bound to account {bound_to[:12]}, not to "
+                                              f"the signer {report.account_id[:12]}")
+        if account is None or report.peer_id not in account.peer_ids:
+            raise Rejected("FAILED_PRECONDITION", f"peer {report.peer_id} is not registered for account "
+                                                  f"{report.account_id[:12]}; register the binding first")
+        if account.banned:
+            raise Rejected("PERMISSION_DENIED", f"account {report.account_id[:12]} is banned")
+        if report.sequence <= account.last_sequence:
+            raise Rejected("ALREADY_EXISTS", f"replay: sequence {report.sequence} is not above this account's last "
+                                             f"{account.last_sequence}")
+
+    def _check_claims(self, report: ContributionReport) -> None:
+        values = [*report.losses, *report.gradient_sketch, report.wall_time, report.started_at]
+        if not all(math.isfinite(v) for v in values):
+            raise Rejected("INVALID_ARGUMENT", "losses, gradient sketch and times must be finite numbers")
+        if report.batch_size == 0 or report.num_samples != len(report.losses) * report.batch_size:
+            raise Rejected("INVALID_ARGUMENT", f"num_samples {report.num_samples} is not {len(report.losses)} "
+                                               f"micro-batches x batch_size {report.batch_size}")
+        if report.num_tokens != report.num_samples * self.tokens_per_sample:
+            raise Rejected("INVALID_ARGUMENT", f"num_tokens {report.num_tokens} is not num_samples x "
+                                               f"{self.tokens_per_sample}")
+        if len(report.gradient_sketch) != self.sketch_dim:
+            raise Rejected("INVALID_ARGUMENT", f"expected a gradient sketch of {self.sketch_dim} values, got "
+                                               f"{len(report.gradient_sketch)}")
+        if len(report.state_digest) != 32:
+            raise Rejected("INVALID_ARGUMENT", "state_digest must be 32 bytes")
+        self._check_time(report)
+        swarm_epoch = self.swarm_epoch()
+        if swarm_epoch is not None and report.epoch > swarm_epoch + EPOCH_SLACK:
+            raise Rejected("FAILED_PRECONDITION", f"epoch {report.epoch} is ahead of the swarm's epoch {swarm_epoch}")
+        target = self.manifest.manifest.hivemind.target_batch_size
+        already = self.accounts.get(report.account_id).samples_by_epoch.get(report.epoch, 0)
+        if already + report.num_samples > target:
+            raise Rejected("INVALID_ARGUMENT", f"claims {already + report.num_samples} samples in epoch "
+                                               f"{report.epoch}, more than the swarm's target batch of {target}")
+
+    def _check_time(self, report: ContributionReport) -> None:
+        now = self.clock()
+        if not report.wall_time > 0:
+            raise Rejected("INVALID_ARGUMENT", f"wall_time must be positive (got {report.wall_time})")
+        if report.started_at > now + CLOCK_SLACK or report.started_at + report.wall_time > now + CLOCK_SLACK:
+            raise Rejected("INVALID_ARGUMENT", "the window ends in the future by the tracker's clock")
+        device = report.device_class.split(":", 1)[0]
+        peak = PEAK_FLOPS.get(device)
+        if peak is None:
+            raise Rejected("INVALID_ARGUMENT", f"unknown device class {report.device_class!r}")
+        most = report.wall_time * peak / self.flops_per_sample
+        if report.num_samples > most:
+            raise Rejected("INVALID_ARGUMENT", f"{report.num_samples} samples in {report.wall_time:.2f}s is not "
+                                               f"plausible on {device} (at most {most:.0f})")
