@@ -1,0 +1,37 @@
+"""A real tracker on 127.0.0.1, run on an event-loop thread of its own, for tests with blocking clients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+from grpckit import LoopThread
+from swarmkit import make_manifest
+
+from potluck.manifest import SignedManifest
+from potluck.proto.tracker_pb2_grpc import LedgerStub, TrackerStub
+from potluck.tracker.app import Tracker, TrackerConfig
+
+
+class RunningTracker:
+    """`Tracker.start` on 127.0.0.1:`port` (0 picks one), with stubs for both services."""
+
+    def __init__(self, tmp_path: Path, manifest: SignedManifest | None = None, *, port: int = 0):
+        self.manifest = manifest or make_manifest(tmp_path)
+        self.config = TrackerConfig(state_dir=tmp_path / "tracker", db=str(tmp_path / "tracker" / "ledger.sqlite"),
+                                    listen=f"127.0.0.1:{port}")
+        self.loop = LoopThread()
+        try:
+            self.tracker = self.loop.call(Tracker.start(self.manifest, self.config))
+        except BaseException:
+            self.loop.close()
+            raise
+        self.port = self.tracker.port
+        self.address = f"127.0.0.1:{self.port}"
+        self.channel = grpc.insecure_channel(self.address)
+        self.stub, self.ledger_stub = TrackerStub(self.channel), LedgerStub(self.channel)
+
+    def stop(self) -> None:
+        self.channel.close()
+        self.loop.call(self.tracker.stop(0.5))
+        self.loop.close()
