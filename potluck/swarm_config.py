@@ -190,6 +190,7 @@ def parse_swarm_config(text: str, source: str = "swarm.toml") -> Manifest:
         matchmaking_time=hive.take_number("matchmaking_time", float, 0.5, 300.0),
         averaging_timeout=hive.take_number("averaging_timeout", float, 1.0, 3600.0),
         compression=hive.take_str("compression", default="none"),
+        learning_rate=hive.take_number("learning_rate", float, 1e-7, 10.0),
     )
     if hivemind.compression not in COMPRESSIONS:
         raise hive.error("compression", f"must be one of {', '.join(COMPRESSIONS)}", hivemind.compression)

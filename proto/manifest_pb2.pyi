@@ -58,18 +58,20 @@ class DatasetShard(_message.Message):
     def __init__(self, name: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., license: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class HivemindSettings(_message.Message):
-    __slots__ = ("run_id", "target_batch_size", "matchmaking_time", "averaging_timeout", "compression")
+    __slots__ = ("run_id", "target_batch_size", "matchmaking_time", "averaging_timeout", "compression", "learning_rate")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MATCHMAKING_TIME_FIELD_NUMBER: _ClassVar[int]
     AVERAGING_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     target_batch_size: int
     matchmaking_time: float
     averaging_timeout: float
     compression: str
-    def __init__(self, run_id: _Optional[str] = ..., target_batch_size: _Optional[int] = ..., matchmaking_time: _Optional[float] = ..., averaging_timeout: _Optional[float] = ..., compression: _Optional[str] = ...) -> None: ...
+    learning_rate: float
+    def __init__(self, run_id: _Optional[str] = ..., target_batch_size: _Optional[int] = ..., matchmaking_time: _Optional[float] = ..., averaging_timeout: _Optional[float] = ..., compression: _Optional[str] = ..., learning_rate: _Optional[float] = ...) -> None: ...
 
 class CreditPolicy(_message.Message):
     __slots__ = ("version", "flops_per_credit", "sampling_rate", "escrow_depth", "new_account_checks")

@@ -45,6 +45,7 @@ GOOD = textwrap.dedent(
     matchmaking_time = 2.5
     averaging_timeout = 20
     compression = "float16"
+    learning_rate = 0.003
 
     [network]
     bootstrap_peers = ["/ip4/127.0.0.1/tcp/4000/p2p/QmExample"]
@@ -154,6 +155,7 @@ INVALID = [
     (("matchmaking_time = 2.5", "matchmaking_time = true"), "[hivemind] matchmaking_time:", "a number"),
     (("averaging_timeout = 20", "averaging_timeout = 2"), "[hivemind] averaging_timeout:", "longer than"),
     (('compression = "float16"', 'compression = "zip"'), "[hivemind] compression:", "one of none"),
+    (("learning_rate = 0.003", "learning_rate = 0"), "[hivemind] learning_rate:", "between 1e-07 and 10.0"),
     (('["/ip4/127.0.0.1/tcp/4000/p2p/QmExample"]', '["localhost:4000"]'), "[network] bootstrap_peers:",
      "multiaddr"),
     (('tracker = "127.0.0.1:50051"', 'tracker = "127.0.0.1:99999"'), "[network] tracker:", "port from 1"),
