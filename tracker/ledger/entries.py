@@ -36,8 +36,9 @@ def flops_for(num_samples: int, flops_per_sample: int) -> int:
 
 def credits_text(flops: int, flops_per_credit: int) -> str:
     """`flops / flops_per_credit` as exact decimal text, rounded down to CREDIT_DECIMALS places."""
-    scaled = Fraction(flops, flops_per_credit) * 10**CREDIT_DECIMALS
-    return str(Decimal(int(scaled)).scaleb(-CREDIT_DECIMALS))
+    scaled = int(Fraction(flops, flops_per_credit) * 10**CREDIT_DECIMALS)
+    text = format(Decimal(scaled).scaleb(-CREDIT_DECIMALS), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def credits_value(flops: int, flops_per_credit: int) -> Decimal:

@@ -1,0 +1,311 @@
+"""`potluck node join`: the supervisor process.
+
+It obtains and checks the manifest and data, registers the account-PeerID binding, keeps the
+outbox and reporter, and runs the training worker in a process group of its own, restarting it
+with backoff when it crashes. SIGINT/SIGTERM: the worker finishes its step and leaves, the
+outbox is flushed, exit 0; a second signal stops everything at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import socket
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from potluck.errors import ConfigError, PotluckError
+from potluck.node.binding import load_or_create_peer_identity, make_binding
+from potluck.node.hardware import pick_device
+from potluck.node.identity import load_account_key
+from potluck.node.outbox import Outbox
+from potluck.node.reporter import CHANNEL_OPTIONS, Reporter
+from potluck.node.reports import build_report
+from potluck.node.status import StatusDisplay
+from potluck.node.swarm_source import call, obtain_manifest, obtain_shards
+from potluck.node.training import TrainingConfig, WindowStats
+from potluck.node.worker import WorkerSpec, run_worker
+from potluck.proto import tracker_pb2 as pb
+from potluck.proto.tracker_pb2_grpc import LedgerStub, TrackerStub
+from potluck.swarm_config import check_host_port, param_dict
+from potluck.tracker.ledger.entries import credits_text
+
+logger = logging.getLogger(__name__)
+
+GRACEFUL_STOP_TIMEOUT = 20.0
+FLUSH_TIMEOUT = 5.0
+RESTART_BACKOFF = (1.0, 60.0)
+CREDITS_POLL_INTERVAL = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeConfig:
+    """`potluck node join`'s options, one field per flag."""
+
+    tracker: str | None
+    manifest: Path | None
+    identity: Path
+    state_dir: Path
+    lead_key: bytes | None
+    device: str
+    batch_size: int | None
+    max_epochs: int | None
+    client_mode: bool
+    host_maddrs: tuple[str, ...]
+    announce_maddrs: tuple[str, ...]
+    data_dir: Path | None
+    json_logs: bool
+
+
+class Node:
+    def __init__(self, config: NodeConfig):
+        if (config.tracker is None) == (config.manifest is None) and config.manifest is None:
+            raise ConfigError("give --tracker HOST:PORT or --manifest FILE (or both)")
+        if config.tracker is not None:
+            check_host_port(config.tracker, "--tracker")
+        if config.max_epochs is not None and config.max_epochs <= 0:
+            raise ConfigError(f"--max-epochs: must be a positive integer (got {config.max_epochs})")
+        self.config = config
+        self.stopping = threading.Event()
+        self.signals = 0
+        self.worker: multiprocessing.Process | None = None
+        self.windows_done = 0
+        self.epoch_times: list[float] = []
+
+    # -- preparation: everything that can fail with a clear message, before any process starts --
+
+    def prepare(self) -> None:
+        config = self.config
+        self.account = load_account_key(config.identity)
+        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.device = pick_device(config.device)
+        _check_ports_free(config.host_maddrs)
+        channel_target = config.tracker
+        self.channel = grpc.insecure_channel(channel_target, options=CHANNEL_OPTIONS) if channel_target else None
+        stub = TrackerStub(self.channel) if self.channel else None
+        self.manifest, served_log_key = obtain_manifest(tracker=config.tracker, manifest_path=config.manifest,
+                                                        stub=stub, lead_key=config.lead_key,
+                                                        state_dir=config.state_dir)
+        self.tracker = config.tracker or self.manifest.manifest.tracker_address
+        if self.channel is None:
+            self.channel = grpc.insecure_channel(self.tracker, options=CHANNEL_OPTIONS)
+            stub = TrackerStub(self.channel)
+        self.stub = stub
+        if served_log_key is None:
+            served_log_key = call("the manifest", self.tracker, stub.GetManifest, pb.GetManifestRequest()).log_key
+        self.log_key = served_log_key
+        data_dirs = [config.data_dir] if config.data_dir else []
+        self.shards = obtain_shards(self.manifest, data_dirs=data_dirs, cache_dir=config.state_dir / "data",
+                                    tracker=self.tracker, stub=stub)
+        self.peer = load_or_create_peer_identity(config.state_dir / "peer.key")
+        call("registration", self.tracker, stub.Register, pb.RegisterRequest(
+            binding=make_binding(self.account, self.peer, self.manifest.origin)))
+        self.outbox = Outbox(config.state_dir / "outbox.sqlite")
+        self.reporter = Reporter(self.outbox, self.tracker, log_key=self.log_key)
+        logger.info("joined swarm %s as account %s, peer %s", self.manifest.origin, self.account.account_id[:12],
+                    self.peer.peer_id)
+
+    def _spec(self) -> WorkerSpec:
+        m, config = self.manifest.manifest, self.config
+        training = TrainingConfig(
+            run_id=m.hivemind.run_id, data_seed=m.swarm_seed, account_id=self.account.account_id,
+            target_batch_size=m.hivemind.target_batch_size, batch_size_per_step=1,
+            learning_rate=m.hivemind.learning_rate, initial_peers=tuple(m.bootstrap_peers),
+            host_maddrs=config.host_maddrs or ("/ip4/0.0.0.0/tcp/0",), announce_maddrs=config.announce_maddrs,
+            client_mode=config.client_mode, identity_path=str(self.peer.path),
+            matchmaking_time=m.hivemind.matchmaking_time, averaging_timeout=m.hivemind.averaging_timeout,
+            compression=m.hivemind.compression, device=self.device)
+        remaining = None if config.max_epochs is None else config.max_epochs - self.windows_done
+        return WorkerSpec(training=training, task_name=m.task.name, task_params=param_dict(m.task),
+                          shards=tuple(self.shards), account=self.account, origin=m.origin,
+                          requested_batch_size=config.batch_size, max_windows=remaining)
+
+    # -- running --
+
+    def run(self) -> int:
+        self.prepare()
+        self.display = StatusDisplay(json_logs=self.config.json_logs)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        reporter_stop = threading.Event()
+        threads = [threading.Thread(target=self.reporter.run, args=(reporter_stop,), daemon=True, name="reporter"),
+                   threading.Thread(target=self._poll_credits, args=(reporter_stop,), daemon=True, name="credits")]
+        for thread in threads:
+            thread.start()
+        try:
+            self._supervise()
+        finally:
+            self._stop_worker(graceful=self.signals < 2)
+            self.display.update(state="flushing reports")
+            if self.signals < 2:
+                self.reporter.flush(FLUSH_TIMEOUT)
+            reporter_stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+            self._refresh_counts()
+            self.display.update(state="stopped")
+            self.display.close()
+            self.reporter.close()
+            self.outbox.close()
+            self.channel.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0 if self.signals < 2 else 1
+
+    def _on_signal(self, signum, frame) -> None:
+        self.signals += 1
+        self.stopping.set()
+        if self.signals == 1:
+            logger.info("%s: finishing the current step, flushing reports, leaving the swarm (again to stop now)",
+                        signal.Signals(signum).name)
+        else:
+            logger.warning("second signal: stopping at once")
+            self._kill_worker_group()
+
+    def _supervise(self) -> None:
+        backoff = RESTART_BACKOFF[0]
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            self._start_worker()
+            self.display.update(state="joining")
+            finished = self._follow_worker()
+            self._kill_worker_group()
+            if finished or self.stopping.is_set():
+                return
+            code = self.worker.exitcode
+            if time.monotonic() - started > 10 * RESTART_BACKOFF[1]:
+                backoff = RESTART_BACKOFF[0]
+            logger.warning("training worker exited with code %s; restarting in %.0fs", code, backoff)
+            self.display.update(state=f"restarting (worker exited with {code})")
+            self.stopping.wait(backoff)
+            backoff = min(backoff * 2, RESTART_BACKOFF[1])
+
+    def _start_worker(self) -> None:
+        context = multiprocessing.get_context("fork")
+        self.events = context.Queue()
+        self.worker_stop = context.Event()
+        self.worker = context.Process(target=run_worker, args=(self._spec(), self.events, self.worker_stop,
+                                                                os.getpid()), name="potluck-worker", daemon=False)
+        self.worker.start()
+        with contextlib.suppress(PermissionError, ProcessLookupError):
+            os.setpgid(self.worker.pid, self.worker.pid)  # also done in the child; whichever runs first wins
+
+    def _follow_worker(self) -> bool:
+        """Handle the worker's events until it exits; return True if it finished its epochs."""
+        finished = False
+        while True:
+            if self.stopping.is_set():
+                return False  # _stop_worker gives it its graceful exit
+            try:
+                kind, payload = self.events.get(timeout=0.5)
+            except queue.Empty:
+                if self._worker_exited():
+                    return finished
+                continue
+            if kind == "ready":
+                self.display.update(state="training", epoch=payload["epoch"])
+                logger.info("training as peer %s with batch size %d", payload["peer_id"], payload["batch_size"])
+            elif kind == "window":
+                self._on_window(payload)
+            elif kind == "status":
+                self.display.update(num_peers=payload["num_peers"], epoch=payload["epoch"])
+            elif kind == "done":
+                finished = True
+
+    def _on_window(self, stats: WindowStats) -> None:
+        sequence = self.outbox.next_sequence()
+        self.outbox.put(sequence, build_report(stats, manifest=self.manifest, account=self.account,
+                                               sequence=sequence))
+        self.windows_done += 1
+        now = time.monotonic()
+        self.epoch_times = [*self.epoch_times[-9:], now]
+        swarm_rate = 0.0
+        if len(self.epoch_times) > 1:
+            intervals = [b - a for a, b in zip(self.epoch_times, self.epoch_times[1:], strict=False)]
+            swarm_rate = self.manifest.manifest.hivemind.target_batch_size / statistics.mean(intervals)
+        self.display.update(epoch=stats.epoch + 1, loss=sum(stats.losses) / max(1, len(stats.losses)),
+                            local_samples_per_second=stats.samples / max(stats.wall_time, 1e-9),
+                            swarm_samples_per_second=swarm_rate)
+        self._refresh_counts()
+
+    def _refresh_counts(self) -> None:
+        counts = self.outbox.counts()
+        self.display.update(queued=counts.queued, acked=counts.acked, rejected=counts.rejected)
+
+    def _poll_credits(self, stop: threading.Event) -> None:
+        ledger = LedgerStub(self.channel)
+        unit = self.manifest.manifest.credit_policy.flops_per_credit
+        while not stop.wait(CREDITS_POLL_INTERVAL if self.outbox.counts().acked else 1.0):
+            self._refresh_counts()
+            try:
+                balances = ledger.GetBalances(pb.BalancesRequest(account_id=self.account.account_id), timeout=10)
+            except grpc.RpcError:
+                continue
+            for balance in balances.balances:
+                self.display.update(credits_pending=credits_text(balance.escrow_flops, unit),
+                                    credits_vested=credits_text(balance.vested_flops, unit))
+
+    def _stop_worker(self, graceful: bool) -> None:
+        if self.worker is None:
+            return
+        if graceful and not self._worker_exited():
+            self.display.update(state="leaving the swarm")
+            self.worker_stop.set()
+            deadline = time.monotonic() + GRACEFUL_STOP_TIMEOUT
+            while not self._worker_exited() and time.monotonic() < deadline and self.signals < 2:
+                self._drain_events()
+                time.sleep(0.2)
+        self._drain_events()
+        self._kill_worker_group()
+
+    def _worker_exited(self) -> bool:
+        """Whether the worker has exited, without reaping it: until it is reaped its pid (and so its
+        process group id) cannot be reused, which keeps `killpg` aimed at our processes only."""
+        if self.worker.exitcode is not None:
+            return True
+        try:
+            return os.waitid(os.P_PID, self.worker.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+
+    def _drain_events(self) -> None:
+        try:
+            while True:
+                kind, payload = self.events.get_nowait()
+                if kind == "window":
+                    self._on_window(payload)
+        except (queue.Empty, OSError, ValueError):
+            return
+
+    def _kill_worker_group(self) -> None:
+        """SIGKILL whatever is left of the worker's process group (its DHT, p2pd, averagers), then reap it."""
+        if self.worker is None or self.worker.pid is None or self.worker.exitcode is not None:
+            return  # never started, or already reaped (and its group killed before that)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.worker.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.worker.pid, signal.SIGKILL)
+        if threading.current_thread() is threading.main_thread():
+            self.worker.join(timeout=10)
+
+
+def _check_ports_free(maddrs: tuple[str, ...]) -> None:
+    """A clear error for a taken port now, instead of a crashed worker later."""
+    for maddr in maddrs:
+        parts = maddr.strip("/").split("/")
+        if len(parts) < 4 or parts[2] != "tcp" or parts[3] == "0":
+            continue
+        family = socket.AF_INET6 if parts[0] == "ip6" else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((parts[1], int(parts[3])))
+            except OSError as e:
+                raise PotluckError(f"--host-maddr {maddr}: port {parts[3]} is in use ({e.strerror})") from None

@@ -1,0 +1,88 @@
+"""The training worker process: forked by the supervisor, leader of its own process group.
+
+hivemind objects are created here, in the process's main thread. Everything the worker starts
+(the DHT process, p2pd, averagers) stays in its process group, so the supervisor stops all of it
+with one `killpg`. If the supervisor dies, the worker notices its parent is gone and kills its
+own group: no piece of the node outlives it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, replace
+
+from potluck.node.hardware import pick_batch_size
+from potluck.node.identity import AccountKey
+from potluck.node.reports import attestation
+from potluck.node.tasks import get_task
+from potluck.node.training import TrainingConfig, TrainingWorker
+
+logger = logging.getLogger(__name__)
+
+STATUS_INTERVAL = 2.0
+PARENT_POLL_INTERVAL = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSpec:
+    """What the forked worker needs; `training.batch_size_per_step` is chosen in the worker."""
+
+    training: TrainingConfig
+    task_name: str
+    task_params: dict
+    shards: tuple[tuple[str, bytes], ...]
+    account: AccountKey
+    origin: str
+    requested_batch_size: int | None
+    max_windows: int | None
+
+
+def run_worker(spec: WorkerSpec, events, stop, parent_pid: int) -> None:
+    """Process entry point. `events` is a multiprocessing queue to the supervisor, `stop` an mp.Event."""
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threading.Thread(target=_die_with_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
+
+    task = get_task(spec.task_name, spec.task_params, shards=spec.shards or None)
+    batch_size = pick_batch_size(task, spec.training.device, requested=spec.requested_batch_size,
+                                 target_batch_size=spec.training.target_batch_size)
+    config = replace(spec.training, batch_size_per_step=batch_size)
+
+    def on_ready(worker: TrainingWorker) -> None:
+        events.put(("ready", {"peer_id": worker.peer_id, "maddrs": worker.visible_maddrs, "batch_size": batch_size,
+                              "epoch": worker.local_epoch}))
+        threading.Thread(target=_report_status, args=(worker, events, stop), daemon=True, name="status").start()
+
+    worker = TrainingWorker(
+        config, task,
+        on_window=lambda stats: events.put(("window", stats)),
+        gather_payload=lambda epoch: attestation(spec.account, spec.origin, epoch, worker.peer_id),
+        on_ready=on_ready,
+    )
+    worker.run(stop, max_windows=spec.max_windows)
+    events.put(("done", None))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    while True:
+        if os.getppid() != parent_pid:
+            logger.error("supervisor %d is gone: stopping this node's processes", parent_pid)
+            os.killpg(0, signal.SIGKILL)
+        time.sleep(PARENT_POLL_INTERVAL)
+
+
+def _report_status(worker: TrainingWorker, events, stop) -> None:
+    while not stop.is_set():
+        try:
+            progress = worker.optimizer.tracker.global_progress
+            events.put(("status", {"epoch": worker.local_epoch, "swarm_epoch": progress.epoch,
+                                   "num_peers": progress.num_peers,
+                                   "samples_per_second": worker.optimizer.tracker.performance_ema.samples_per_second}))
+        except AttributeError:  # shutting down
+            return
+        stop.wait(STATUS_INTERVAL)
