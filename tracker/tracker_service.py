@@ -27,6 +27,7 @@ from potluck.tracker.intake import Rejected, ReportIntake
 from potluck.tracker.ledger.entries import grant_entry, report_dedup_key
 from potluck.tracker.ledger.ledger import Ledger
 from potluck.tracker.ledger.receipt import parse_receipt
+from potluck.tracker.swarm_stats import SwarmStats
 from potluck.tracker.writer import LedgerWriter
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class TrackerService(TrackerServicer):
         self.accounts, self.intake, self.flops_per_sample = accounts, intake, flops_per_sample
         self.shards = shards or {}
         self.in_flight: dict[bytes, asyncio.Future] = {}
-        self.num_reports = 0
+        self.stats = SwarmStats()
 
     async def GetManifest(self, request, context):
         return pb.GetManifestResponse(signed_manifest=self.manifest.envelope, log_key=self.ledger.verifier_key)
@@ -102,7 +103,7 @@ class TrackerService(TrackerServicer):
                             policy_version=policy.version, flops_per_credit=policy.flops_per_credit,
                             logged_at_ms=_now_ms())
         index = await self.writer.append(entry)
-        self.num_reports += 1
+        self.stats.record(report)
         return await self._accepted(digest, index, sequence=report.sequence)
 
     async def _accepted(self, digest: bytes, index: int, sequence: int | None) -> pb.ReportAck:
@@ -120,8 +121,11 @@ class TrackerService(TrackerServicer):
                 yield pb.ShardChunk(data=chunk)
 
     async def GetStatus(self, request, context):
-        return pb.StatusResponse(origin=self.manifest.origin, num_reports=self.num_reports,
-                                 tree_size=self.ledger.size, num_peers=len(self.accounts.account_of_peer))
+        stats = self.stats
+        return pb.StatusResponse(
+            origin=self.manifest.origin, epoch=stats.epoch, num_peers=len(self.accounts.account_of_peer),
+            samples_per_second=stats.samples_per_second(), loss=stats.loss or 0.0, num_reports=stats.num_reports,
+            tree_size=self.ledger.size)
 
 
 def _now_ms() -> int:

@@ -1,0 +1,41 @@
+"""The swarm's progress as the tracker sees it through accepted reports: epoch, throughput, loss."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from potluck.proto.report_pb2 import ContributionReport
+
+RATE_WINDOW = 120.0  # seconds of reports that the throughput is averaged over
+
+
+class SwarmStats:
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.epoch = 0
+        self.loss: float | None = None
+        self.num_reports = 0
+        self.recent: deque[tuple[float, int]] = deque()  # (arrival time, samples)
+        self.losses_by_epoch: dict[int, list[float]] = {}
+
+    def record(self, report: ContributionReport) -> None:
+        now = self.clock()
+        self.num_reports += 1
+        self.epoch = max(self.epoch, report.epoch)
+        self.recent.append((now, report.num_samples))
+        if report.losses:
+            self.losses_by_epoch.setdefault(report.epoch, []).append(sum(report.losses) / len(report.losses))
+            for old in [e for e in self.losses_by_epoch if e < self.epoch - 1]:
+                del self.losses_by_epoch[old]
+            latest = max(self.losses_by_epoch)
+            self.loss = sum(self.losses_by_epoch[latest]) / len(self.losses_by_epoch[latest])
+
+    def samples_per_second(self) -> float:
+        now = self.clock()
+        while self.recent and self.recent[0][0] < now - RATE_WINDOW:
+            self.recent.popleft()
+        if len(self.recent) < 2:
+            return 0.0
+        span = max(now - self.recent[0][0], 1.0)
+        return sum(samples for _, samples in self.recent) / span
