@@ -82,3 +82,22 @@ def _print_manifest(signed, path: Path, as_json: bool) -> None:
         typer.echo(json.dumps(info))
     else:
         typer.echo("\n".join(f"{key + ':':13} {value}" for key, value in info.items()))
+
+
+@credits_app.command("receipt")
+def credits_receipt(
+    tracker: str = typer.Option(..., "--tracker", help="The tracker's gRPC address, HOST:PORT."),
+    index: int = typer.Option(..., "--index", min=0, help="The ledger index of the entry."),
+    out: Path = typer.Option(..., "-o", "--out", help="Where to write the receipt."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds to wait for the tracker."),
+) -> None:
+    """Fetch a receipt proving a ledger entry is in the log; anyone can check it offline."""
+    from potluck.audit.client import LedgerClient
+
+    with LedgerClient(tracker, rpc_timeout=timeout) as client:
+        text = client.receipt(index)
+    _write_new_file(out, text.encode(), force)
+    typer.echo(f"Wrote the receipt for entry {index} to {out}. Check it with: "
+               f"potluck audit receipt {out} --log-key log.pub")
+
