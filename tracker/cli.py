@@ -101,3 +101,102 @@ def credits_receipt(
     typer.echo(f"Wrote the receipt for entry {index} to {out}. Check it with: "
                f"potluck audit receipt {out} --log-key log.pub")
 
+
+@swarm_app.command("start")
+def swarm_start(
+    config: Path = typer.Argument(..., help="The swarm.toml describing the swarm."),
+    state_dir: Path = typer.Option(Path("swarm-state"), "--state-dir", help="Ledger, keys, manifest, swarm.json."),
+    db: str | None = typer.Option(None, "--db", help="SQLite path or postgresql:// URL (default: in --state-dir)."),
+    listen: str = typer.Option("127.0.0.1:50051", "--listen", help="The tracker's HOST:PORT."),
+    dht_port: int = typer.Option(31337, "--dht-port", help="TCP port of the bootstrap DHT peer."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the manifest's dataset shards are."),
+    identity: Path | None = typer.Option(None, "--identity", help="Lead's key (default: $POTLUCK_HOME/account.key)."),
+) -> None:
+    """Start a swarm: bootstrap DHT peer, tracker and credit ledger. Ctrl-C stops it."""
+    from potluck.logs import setup_logging
+    from potluck.tracker.lead import SwarmStartConfig, run_swarm
+
+    setup_logging()
+    if not 1 <= dht_port <= 65535:
+        raise ConfigError(f"--dht-port: must be from 1 to 65535 (got {dht_port})")
+    if listen.endswith(":0"):
+        raise ConfigError(f"--listen: volunteers need a fixed port (got {listen!r})")
+    manifest = load_swarm_config(config)
+    lead = load_account_key(identity or default_account_key_path())
+
+    def announce(info: dict) -> None:
+        typer.echo(f"Swarm {info['origin']} is up; the tracker listens on {info['tracker']}.")
+        typer.echo(f"Volunteers join with:\n  potluck node join --tracker {info['tracker']} --lead-key {info['lead']}")
+        typer.echo(f"Auditors check the credit log with:\n  potluck audit verify --tracker {info['tracker']} "
+                   f"--log-key {state_dir / 'log.pub'}")
+
+    run_swarm(manifest, lead, SwarmStartConfig(state_dir=state_dir, db=db, listen=listen, dht_port=dht_port,
+                                               data_dir=data_dir), on_ready=announce)
+
+
+@tracker_app.command("serve")
+def tracker_serve(
+    manifest: Path = typer.Option(..., "--manifest", help="The swarm's signed manifest."),
+    state_dir: Path = typer.Option(Path("swarm-state"), "--state-dir", help="Where the log key lives."),
+    db: str | None = typer.Option(None, "--db", help="SQLite path or postgresql:// URL (default: in --state-dir)."),
+    listen: str = typer.Option("127.0.0.1:50051", "--listen", help="HOST:PORT to serve on."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the manifest's dataset shards are."),
+) -> None:
+    """Run the tracker alone, for an existing signed manifest and database."""
+    import asyncio
+
+    from potluck.logs import setup_logging
+    from potluck.tracker.app import Tracker, TrackerConfig
+    from potluck.tracker.lead import serve_until_signalled, shards_in
+
+    setup_logging()
+    signed = read_manifest_file(manifest)
+
+    async def serve() -> None:
+        tracker = await Tracker.start(signed, TrackerConfig(
+            state_dir=state_dir, db=db or str(state_dir / "ledger.sqlite"), listen=listen,
+            shards=shards_in(data_dir, signed.manifest)))
+        typer.echo(f"tracker for {signed.origin} serving on port {tracker.port}")
+        await serve_until_signalled(tracker)
+
+    asyncio.run(serve())
+
+
+def _tracker_address(tracker: str | None) -> str:
+    """--tracker, or the one in ./swarm-state/swarm.json (where `swarm start` writes it)."""
+    if tracker:
+        return tracker
+    info = Path("swarm-state") / "swarm.json"
+    if info.is_file():
+        return json.loads(info.read_text())["tracker"]
+    raise ConfigError("--tracker: give the tracker's HOST:PORT (no ./swarm-state/swarm.json to read it from)")
+
+
+@swarm_app.command("status")
+def swarm_status(
+    tracker: str | None = typer.Option(None, "--tracker", help="HOST:PORT (default: from ./swarm-state)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show the swarm's peers, epoch, throughput, loss, reports and credits."""
+    from potluck.audit.client import LedgerClient
+    from potluck.tracker.status import fetch_status, render_status
+
+    address = _tracker_address(tracker)
+    with LedgerClient(address) as client:
+        status = fetch_status(client, address)
+    typer.echo(json.dumps(status, indent=2)) if as_json else render_status(status)
+
+
+@credits_app.command("show")
+def credits_show(
+    tracker: str | None = typer.Option(None, "--tracker", help="HOST:PORT (default: from ./swarm-state)."),
+    account: str | None = typer.Option(None, "--account", help="Only this account (its 64-hex-digit id)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show credit balances: granted, in escrow, vested and forfeited, as a leaderboard."""
+    from potluck.audit.client import LedgerClient
+    from potluck.tracker.status import balance_rows, render_balances
+
+    with LedgerClient(_tracker_address(tracker)) as client:
+        rows = balance_rows(client.balances(), account)
+    typer.echo(json.dumps(rows, indent=2)) if as_json else render_balances(rows)
