@@ -89,12 +89,12 @@ class LedgerClient:
             chunk: list[bytes] = []
             call = self._stub.GetEntries(request, timeout=self.rpc_timeout)
             try:
-                for entry in call:
+                for batch in call:
                     expected = chunk_start + len(chunk)
-                    if entry.index != expected:
-                        raise VerificationError(f"entry {expected}: the tracker sent entry {entry.index} where "
+                    if batch.start != expected:
+                        raise VerificationError(f"entry {expected}: the tracker sent entries from {batch.start} where "
                                                 f"{expected} was expected (an entry left out or reordered)")
-                    chunk.append(entry.data)
+                    chunk.extend(batch.entries)
             except grpc.RpcError as exc:
                 raise self._error("GetEntries", exc) from None
             finally:

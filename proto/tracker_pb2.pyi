@@ -121,13 +121,13 @@ class EntriesRequest(_message.Message):
     end: int
     def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
 
-class Entry(_message.Message):
-    __slots__ = ("index", "data")
-    INDEX_FIELD_NUMBER: _ClassVar[int]
-    DATA_FIELD_NUMBER: _ClassVar[int]
-    index: int
-    data: bytes
-    def __init__(self, index: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+class EntriesBatch(_message.Message):
+    __slots__ = ("start", "entries")
+    START_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    entries: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, start: _Optional[int] = ..., entries: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class BalancesRequest(_message.Message):
     __slots__ = ("account_id",)

@@ -296,7 +296,7 @@ class LedgerStub:
         self.GetEntries = channel.unary_stream(
                 '/potluck.v1.Ledger/GetEntries',
                 request_serializer=potluck_dot_proto_dot_tracker__pb2.EntriesRequest.SerializeToString,
-                response_deserializer=potluck_dot_proto_dot_tracker__pb2.Entry.FromString,
+                response_deserializer=potluck_dot_proto_dot_tracker__pb2.EntriesBatch.FromString,
                 _registered_method=True)
         self.GetBalances = channel.unary_unary(
                 '/potluck.v1.Ledger/GetBalances',
@@ -359,7 +359,7 @@ def add_LedgerServicer_to_server(servicer, server):
             'GetEntries': grpc.unary_stream_rpc_method_handler(
                     servicer.GetEntries,
                     request_deserializer=potluck_dot_proto_dot_tracker__pb2.EntriesRequest.FromString,
-                    response_serializer=potluck_dot_proto_dot_tracker__pb2.Entry.SerializeToString,
+                    response_serializer=potluck_dot_proto_dot_tracker__pb2.EntriesBatch.SerializeToString,
             ),
             'GetBalances': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBalances,
@@ -474,7 +474,7 @@ class Ledger:
             target,
             '/potluck.v1.Ledger/GetEntries',
             potluck_dot_proto_dot_tracker__pb2.EntriesRequest.SerializeToString,
-            potluck_dot_proto_dot_tracker__pb2.Entry.FromString,
+            potluck_dot_proto_dot_tracker__pb2.EntriesBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -71,12 +71,11 @@ class LyingLedgerService(LedgerService):
         self.extra_vested_flops = 0
 
     async def GetEntries(self, request, context):
-        async for entry in super().GetEntries(request, context):
-            if entry.index in self.dropped:
-                continue
-            if entry.index in self.altered:
-                entry = pb.Entry(index=entry.index, data=self.altered[entry.index])
-            yield entry
+        async for batch in super().GetEntries(request, context):
+            indices = range(batch.start, batch.start + len(batch.entries))
+            entries = [self.altered.get(i, data) for i, data in zip(indices, batch.entries, strict=True)
+                       if i not in self.dropped]
+            yield pb.EntriesBatch(start=batch.start, entries=entries)
 
     async def GetBalances(self, request, context):
         answer = await super().GetBalances(request, context)

