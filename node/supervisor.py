@@ -8,11 +8,7 @@ outbox is flushed, exit 0; a second signal stops everything at once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import multiprocessing
-import os
-import queue
 import signal
 import socket
 import statistics
@@ -24,6 +20,7 @@ from pathlib import Path
 import grpc
 
 from potluck.errors import ConfigError, PotluckError
+from potluck.group_process import GroupProcess
 from potluck.node.binding import load_or_create_peer_identity, make_binding
 from potluck.node.hardware import pick_device
 from potluck.node.identity import load_account_key
@@ -77,7 +74,7 @@ class Node:
         self.config = config
         self.stopping = threading.Event()
         self.signals = 0
-        self.worker: multiprocessing.Process | None = None
+        self.worker: GroupProcess | None = None
         self.windows_done = 0
         self.epoch_times: list[float] = []
 
@@ -168,18 +165,19 @@ class Node:
                         signal.Signals(signum).name)
         else:
             logger.warning("second signal: stopping at once")
-            self._kill_worker_group()
+            if self.worker is not None:
+                self.worker.kill()
 
     def _supervise(self) -> None:
         backoff = RESTART_BACKOFF[0]
         while not self.stopping.is_set():
             started = time.monotonic()
-            self._start_worker()
+            self.worker = GroupProcess(run_worker, self._spec(), name="potluck-worker").start()
             self.display.update(state="joining")
             finished = self._follow_worker()
-            self._kill_worker_group()
             if finished or self.stopping.is_set():
                 return
+            self.worker.kill()
             code = self.worker.exitcode
             if time.monotonic() - started > 10 * RESTART_BACKOFF[1]:
                 backoff = RESTART_BACKOFF[0]
@@ -188,37 +186,30 @@ class Node:
             self.stopping.wait(backoff)
             backoff = min(backoff * 2, RESTART_BACKOFF[1])
 
-    def _start_worker(self) -> None:
-        context = multiprocessing.get_context("fork")
-        self.events = context.Queue()
-        self.worker_stop = context.Event()
-        self.worker = context.Process(target=run_worker, args=(self._spec(), self.events, self.worker_stop,
-                                                                os.getpid()), name="potluck-worker", daemon=False)
-        self.worker.start()
-        with contextlib.suppress(PermissionError, ProcessLookupError):
-            os.setpgid(self.worker.pid, self.worker.pid)  # also done in the child; whichever runs first wins
-
     def _follow_worker(self) -> bool:
-        """Handle the worker's events until it exits; return True if it finished its epochs."""
+        """Handle the worker's events until it exits (or we are stopping); True if it finished its epochs."""
         finished = False
-        while True:
-            if self.stopping.is_set():
-                return False  # _stop_worker gives it its graceful exit
-            try:
-                kind, payload = self.events.get(timeout=0.5)
-            except queue.Empty:
-                if self._worker_exited():
+        while not self.stopping.is_set():
+            event = self.worker.next_event(0.5)
+            if event is None:
+                if self.worker.exited():
                     return finished
                 continue
-            if kind == "ready":
-                self.display.update(state="training", epoch=payload["epoch"])
-                logger.info("training as peer %s with batch size %d", payload["peer_id"], payload["batch_size"])
-            elif kind == "window":
-                self._on_window(payload)
-            elif kind == "status":
-                self.display.update(num_peers=payload["num_peers"], epoch=payload["epoch"])
-            elif kind == "done":
+            kind, payload = event
+            if kind == "done":
                 finished = True
+            else:
+                self._on_event(kind, payload)
+        return False
+
+    def _on_event(self, kind: str, payload) -> None:
+        if kind == "ready":
+            self.display.update(state="training", epoch=payload["epoch"])
+            logger.info("training as peer %s with batch size %d", payload["peer_id"], payload["batch_size"])
+        elif kind == "window":
+            self._on_window(payload)
+        elif kind == "status":
+            self.display.update(num_peers=payload["num_peers"], epoch=payload["epoch"])
 
     def _on_window(self, stats: WindowStats) -> None:
         sequence = self.outbox.next_sequence()
@@ -254,47 +245,15 @@ class Node:
                                     credits_vested=credits_text(balance.vested_flops, unit))
 
     def _stop_worker(self, graceful: bool) -> None:
+        """Let the worker finish its step and leave (unless told to hurry); keep the windows it closes."""
         if self.worker is None:
             return
-        if graceful and not self._worker_exited():
+        if graceful and not self.worker.exited():
             self.display.update(state="leaving the swarm")
-            self.worker_stop.set()
-            deadline = time.monotonic() + GRACEFUL_STOP_TIMEOUT
-            while not self._worker_exited() and time.monotonic() < deadline and self.signals < 2:
-                self._drain_events()
-                time.sleep(0.2)
-        self._drain_events()
-        self._kill_worker_group()
-
-    def _worker_exited(self) -> bool:
-        """Whether the worker has exited, without reaping it: until it is reaped its pid (and so its
-        process group id) cannot be reused, which keeps `killpg` aimed at our processes only."""
-        if self.worker.exitcode is not None:
-            return True
-        try:
-            return os.waitid(os.P_PID, self.worker.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-        except ChildProcessError:
-            return True
-
-    def _drain_events(self) -> None:
-        try:
-            while True:
-                kind, payload = self.events.get_nowait()
-                if kind == "window":
-                    self._on_window(payload)
-        except (queue.Empty, OSError, ValueError):
-            return
-
-    def _kill_worker_group(self) -> None:
-        """SIGKILL whatever is left of the worker's process group (its DHT, p2pd, averagers), then reap it."""
-        if self.worker is None or self.worker.pid is None or self.worker.exitcode is not None:
-            return  # never started, or already reaped (and its group killed before that)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.worker.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(self.worker.pid, signal.SIGKILL)
-        if threading.current_thread() is threading.main_thread():
-            self.worker.join(timeout=10)
+            self.worker.stop(GRACEFUL_STOP_TIMEOUT, on_event=self._on_event)
+        while (event := self.worker.next_event(0)) is not None:
+            self._on_event(*event)
+        self.worker.kill()
 
 
 def _check_ports_free(maddrs: tuple[str, ...]) -> None:

@@ -1,18 +1,14 @@
-"""The training worker process: forked by the supervisor, leader of its own process group.
+"""The training worker: runs in a `GroupProcess` forked by the supervisor.
 
 hivemind objects are created here, in the process's main thread. Everything the worker starts
 (the DHT process, p2pd, averagers) stays in its process group, so the supervisor stops all of it
-with one `killpg`. If the supervisor dies, the worker notices its parent is gone and kills its
-own group: no piece of the node outlives it.
+with one `killpg`; if the supervisor dies, the group kills itself.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
-import time
 from dataclasses import dataclass, replace
 
 from potluck.node.hardware import pick_batch_size
@@ -24,7 +20,6 @@ from potluck.node.training import TrainingConfig, TrainingWorker
 logger = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 2.0
-PARENT_POLL_INTERVAL = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,13 +36,8 @@ class WorkerSpec:
     max_windows: int | None
 
 
-def run_worker(spec: WorkerSpec, events, stop, parent_pid: int) -> None:
-    """Process entry point. `events` is a multiprocessing queue to the supervisor, `stop` an mp.Event."""
-    os.setpgid(0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    threading.Thread(target=_die_with_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
-
+def run_worker(stop, events, spec: WorkerSpec) -> None:
+    """Entry point of the worker's `GroupProcess`: `events` goes to the supervisor, `stop` asks us to leave."""
     task = get_task(spec.task_name, spec.task_params, shards=spec.shards or None)
     batch_size = pick_batch_size(task, spec.training.device, requested=spec.requested_batch_size,
                                  target_batch_size=spec.training.target_batch_size)
@@ -66,14 +56,6 @@ def run_worker(spec: WorkerSpec, events, stop, parent_pid: int) -> None:
     )
     worker.run(stop, max_windows=spec.max_windows)
     events.put(("done", None))
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    while True:
-        if os.getppid() != parent_pid:
-            logger.error("supervisor %d is gone: stopping this node's processes", parent_pid)
-            os.killpg(0, signal.SIGKILL)
-        time.sleep(PARENT_POLL_INTERVAL)
 
 
 def _report_status(worker: TrainingWorker, events, stop) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from potluck.errors import ConfigError
+from potluck.group_process import GroupProcess
 from potluck.manifest import SignedManifest, sign_manifest, verify_manifest
 from potluck.node.binding import load_or_create_peer_identity
 from potluck.node.identity import AccountKey
@@ -23,6 +24,9 @@ from potluck.swarm_config import check_host_port
 from potluck.tracker.app import Tracker, TrackerConfig
 
 logger = logging.getLogger(__name__)
+
+BOOTSTRAP_START_TIMEOUT = 60.0
+BOOTSTRAP_STOP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,15 +40,30 @@ class SwarmStartConfig:
     data_dir: Path | None
 
 
-def start_bootstrap_peer(state_dir: Path, host: str, port: int):
-    """The swarm's first DHT peer, with an identity kept in the state dir so its address never changes."""
+def start_bootstrap_peer(state_dir: Path, host: str, port: int) -> tuple[GroupProcess, list[str]]:
+    """The swarm's first DHT peer, in a process group of its own, with an identity kept in the state dir
+    so its address never changes. Returns the process and the peer's multiaddrs."""
+    identity = load_or_create_peer_identity(state_dir / "bootstrap.key")
+    peer = GroupProcess(_run_bootstrap_peer, str(identity.path), host, port, name="potluck-bootstrap").start()
+    event = peer.next_event(BOOTSTRAP_START_TIMEOUT)
+    if event is None or event[0] != "ready":
+        peer.kill()
+        why = event[1] if event else f"no answer within {BOOTSTRAP_START_TIMEOUT:.0f}s"
+        raise ConfigError(f"--dht-port {port}: cannot start the bootstrap DHT peer on {host} ({why})")
+    return peer, event[1]
+
+
+def _run_bootstrap_peer(stop, events, identity_path: str, host: str, port: int) -> None:
     import hivemind
 
-    identity = load_or_create_peer_identity(state_dir / "bootstrap.key")
     try:
-        return hivemind.DHT(start=True, host_maddrs=[f"/ip4/{host}/tcp/{port}"], identity_path=str(identity.path))
+        dht = hivemind.DHT(start=True, host_maddrs=[f"/ip4/{host}/tcp/{port}"], identity_path=identity_path)
     except Exception as e:  # hivemind reports a taken port as a generic daemon error
-        raise ConfigError(f"--dht-port {port}: cannot start the bootstrap DHT peer on {host} ({e})") from None
+        events.put(("failed", " ".join(str(e).split())[:300]))
+        return
+    events.put(("ready", [str(m) for m in dht.get_visible_maddrs()]))
+    stop.wait()
+    dht.shutdown()
 
 
 def shards_in(data_dir: Path | None, manifest: Manifest) -> dict[str, Path]:
@@ -78,17 +97,17 @@ def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *,
     host, port = check_host_port(config.listen, "--listen").rsplit(":", 1)
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     shards = shards_in(config.data_dir, manifest)
-    dht = start_bootstrap_peer(config.state_dir, host, config.dht_port)
+    bootstrap, maddrs = start_bootstrap_peer(config.state_dir, host, config.dht_port)
     try:
         manifest = Manifest.FromString(manifest.SerializeToString())
         del manifest.bootstrap_peers[:]
-        manifest.bootstrap_peers.extend(str(m) for m in dht.get_visible_maddrs())
+        manifest.bootstrap_peers.extend(maddrs)
         manifest.tracker_address = config.listen
         signed = verify_manifest(sign_manifest(manifest, lead))
         (config.state_dir / "swarm.manifest").write_bytes(signed.envelope)
         asyncio.run(_serve(signed, config, shards, on_ready))
     finally:
-        dht.shutdown()
+        bootstrap.stop(BOOTSTRAP_STOP_TIMEOUT)
 
 
 async def _serve(signed: SignedManifest, config: SwarmStartConfig, shards, on_ready) -> None:

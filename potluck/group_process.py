@@ -1,0 +1,110 @@
+"""A child process that leads its own process group, so that stopping it stops everything it started.
+
+hivemind peers fork a DHT process, which starts p2pd, which serve averagers: after a plain kill
+they live on and keep advertising. A `GroupProcess` is forked (hivemind objects are then created
+in its main thread), leads a process group of its own (so a terminal's Ctrl-C reaches only its
+parent, which decides), kills its whole group if its parent disappears, and is stopped with one
+`killpg`, aimed only at our processes: the group is killed before the leader is reaped, while
+its id cannot have been reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+PARENT_POLL_INTERVAL = 0.5
+
+
+class GroupProcess:
+    """Runs `target(stop, events, *args)` in a forked child that leads its own process group.
+
+    `stop` is a multiprocessing Event the child should honour; `events` a queue to the parent.
+    """
+
+    def __init__(self, target: Callable, *args, name: str):
+        context = multiprocessing.get_context("fork")
+        self.stop_event = context.Event()
+        self.events = context.Queue()
+        self.process = context.Process(target=_child_main, args=(target, self.stop_event, self.events, os.getpid(),
+                                                                 args), name=name, daemon=False)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.exitcode
+
+    def start(self) -> GroupProcess:
+        self.process.start()
+        with contextlib.suppress(PermissionError, ProcessLookupError):
+            os.setpgid(self.process.pid, self.process.pid)  # the child does it too; whichever runs first wins
+        return self
+
+    def next_event(self, timeout: float):
+        """The next (kind, payload) event, or None if none came within `timeout`."""
+        try:
+            return self.events.get(timeout=timeout)
+        except (queue.Empty, OSError, ValueError):
+            return None
+
+    def exited(self) -> bool:
+        """Whether the child has exited, without reaping it (so its group id stays ours)."""
+        if self.process.exitcode is not None:
+            return True
+        if self.process.pid is None:
+            return False
+        try:
+            return os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def wait_exited(self, timeout: float, on_event: Callable | None = None) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.exited() and time.monotonic() < deadline:
+            event = self.next_event(0.2)
+            if event is not None and on_event is not None:
+                on_event(*event)
+        return self.exited()
+
+    def kill(self) -> None:
+        """SIGKILL the child's whole process group, then reap the child."""
+        if self.process.pid is None or self.process.exitcode is not None:
+            return  # never started, or already reaped (its group was killed before that)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.join(timeout=10)
+
+    def stop(self, timeout: float, on_event: Callable | None = None) -> None:
+        """Ask the child to stop, give it `timeout` seconds, then kill whatever is left of its group."""
+        self.request_stop()
+        self.wait_exited(timeout, on_event)
+        self.kill()
+
+
+def _child_main(target: Callable, stop, events, parent_pid: int, args: tuple) -> None:
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threading.Thread(target=_die_with_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
+    target(stop, events, *args)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    while True:
+        if os.getppid() != parent_pid:
+            os.killpg(0, signal.SIGKILL)
+        time.sleep(PARENT_POLL_INTERVAL)
