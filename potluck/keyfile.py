@@ -52,3 +52,13 @@ def read_secret_file(path: Path, *, hint: str = "") -> bytes:
         return path.read_bytes()
     except OSError as e:
         raise KeyFileError(f"{path}: cannot read key file ({e.strerror})") from None
+
+
+def load_or_create_secret(path: Path, size: int = 32) -> bytes:
+    """A random secret kept 0600 at `path`, created on first use."""
+    if not path.exists():
+        write_secret_file(path, os.urandom(size))
+    secret = read_secret_file(path)
+    if len(secret) != size:
+        raise KeyFileError(f"{path}: corrupt secret (expected {size} bytes, got {len(secret)})")
+    return secret

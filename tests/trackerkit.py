@@ -16,10 +16,11 @@ from potluck.tracker.app import Tracker, TrackerConfig
 class RunningTracker:
     """`Tracker.start` on 127.0.0.1:`port` (0 picks one), with stubs for both services."""
 
-    def __init__(self, tmp_path: Path, manifest: SignedManifest | None = None, *, port: int = 0):
+    def __init__(self, tmp_path: Path, manifest: SignedManifest | None = None, *, port: int = 0,
+                 verify: bool = False):
         self.manifest = manifest or make_manifest(tmp_path)
         self.config = TrackerConfig(state_dir=tmp_path / "tracker", db=str(tmp_path / "tracker" / "ledger.sqlite"),
-                                    listen=f"127.0.0.1:{port}")
+                                    listen=f"127.0.0.1:{port}", verify=verify)
         self.loop = LoopThread()
         try:
             self.tracker = self.loop.call(Tracker.start(self.manifest, self.config))

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import grpc
 
+from potluck.errors import ConfigError
+from potluck.keyfile import load_or_create_secret
 from potluck.manifest import SignedManifest
 from potluck.node.tasks import get_task
 from potluck.swarm_config import param_dict
 from potluck.tracker.accounts import Accounts
+from potluck.tracker.credit_policy import CreditPolicy
 from potluck.tracker.intake import ReportIntake
 from potluck.tracker.ledger.entries import decode_entry
 from potluck.tracker.ledger.ledger import MAX_ENTRIES_PER_READ, Ledger
@@ -20,6 +23,8 @@ from potluck.tracker.ledger.store import open_store
 from potluck.tracker.ledger_service import LedgerService
 from potluck.tracker.server import start_server
 from potluck.tracker.tracker_service import TrackerService
+from potluck.tracker.verification import Verification
+from potluck.tracker.verifier import VerifierSpec
 from potluck.tracker.writer import LedgerWriter
 
 logger = logging.getLogger(__name__)
@@ -35,6 +40,7 @@ class TrackerConfig:
     db: str  # a SQLite path, or a postgresql:// URL
     listen: str  # HOST:PORT; port 0 picks a free one
     shards: dict[str, Path] = field(default_factory=dict)  # dataset shards it serves, by sha256
+    verify: bool = True  # run the verifier (stages b and c); without it grants vest on escrow depth alone
 
 
 class Tracker:
@@ -51,22 +57,30 @@ class Tracker:
         log_key = load_or_create_log_key(config.state_dir, m.origin)
         ledger = Ledger(open_store(config.db), origin=m.origin, log_key=log_key)
         accounts = Accounts(m.origin)
+        policy = CreditPolicy(m.credit_policy, origin=m.origin, check_key=load_or_create_secret(
+            config.state_dir / "check.key"))
         for start in range(0, ledger.size, MAX_ENTRIES_PER_READ):
             for offset, data in enumerate(ledger.entries(start, min(start + MAX_ENTRIES_PER_READ, ledger.size))):
-                accounts.apply(decode_entry(data, start + offset))
+                entry = decode_entry(data, start + offset)
+                accounts.apply(entry)
+                policy.restore(start + offset, entry)
         task = get_task(m.task.name, param_dict(m.task))  # the verifier supplies shards when it needs data
         flops_per_sample, tokens_per_sample = task.flops_per_sample(), task.tokens_per_sample()
         intake = ReportIntake(manifest, accounts, flops_per_sample=flops_per_sample,
                               tokens_per_sample=tokens_per_sample, sketch_dim=SKETCH_DIM)
         writer = LedgerWriter(ledger)
         writer.start()
+        spec = _verifier_spec(m, config) if config.verify else None
+        verification = Verification(policy=policy, accounts=accounts, writer=writer, spec=spec)
         service = TrackerService(manifest=manifest, ledger=ledger, writer=writer, accounts=accounts, intake=intake,
-                                 flops_per_sample=flops_per_sample, shards=config.shards)
+                                 flops_per_sample=flops_per_sample, shards=config.shards, verification=verification)
         try:
+            await verification.start()
             server, port = await start_server(
                 config.listen, tracker_service=service,
                 ledger_service=LedgerService(ledger, m.credit_policy.flops_per_credit))
         except BaseException:
+            await verification.stop()
             await writer.stop()
             ledger.store.close()
             raise
@@ -77,8 +91,24 @@ class Tracker:
     def log_key(self) -> str:
         return self.ledger.verifier_key
 
+    @property
+    def verification(self) -> Verification:
+        return self.service.verification
+
     async def stop(self, grace: float = 2.0) -> None:
         await self.server.stop(grace)
+        await self.service.verification.stop()
         await self.writer.stop()
         self.ledger.store.close()
+
+
+def _verifier_spec(m, config: TrackerConfig) -> VerifierSpec:
+    if not m.bootstrap_peers:
+        raise ConfigError("the manifest names no bootstrap peers, so the verifier cannot follow the swarm")
+    return VerifierSpec(
+        origin=m.origin, run_id=m.hivemind.run_id, initial_peers=tuple(m.bootstrap_peers), data_seed=m.swarm_seed,
+        task_name=m.task.name, task_params=param_dict(m.task),
+        shards=tuple((sha, path.read_bytes()) for sha, path in config.shards.items()),
+        target_batch_size=m.hivemind.target_batch_size, learning_rate=m.hivemind.learning_rate,
+        matchmaking_time=m.hivemind.matchmaking_time, averaging_timeout=m.hivemind.averaging_timeout)
 

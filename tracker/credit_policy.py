@@ -62,8 +62,6 @@ class CreditPolicy:
         """A grant was logged; returns the vest entries it makes due."""
         account = self.account(account_id)
         account.num_reports += 1
-        if account.scrutiny_left > 0:
-            account.scrutiny_left -= 1
         for earlier in account.escrow:
             account.accepted_after[earlier] += 1
         account.escrow[index] = flops
@@ -72,12 +70,20 @@ class CreditPolicy:
             account.pending.add(index)
         return self._vesting(account)
 
-    def on_check(self, account_id: str, index: int, *, passed: bool, check: str, reason: str) -> list[LedgerEntry]:
-        """A check on grant `index` was decided; returns the entries that follow from it."""
+    def on_check(self, account_id: str, index: int, *, passed: bool, check: str, reason: str,
+                 recomputed: bool = False) -> list[LedgerEntry]:
+        """A check on grant `index` was decided; returns the entries that follow from it.
+
+        Only a passed recomputation (`recomputed`) counts towards leaving scrutiny: a report that
+        could not be recomputed is no evidence either way.
+        """
         account = self.account(account_id)
         account.pending.discard(index)
         if passed:
+            if not recomputed:
+                return self._vesting(account)
             account.num_passed_checks += 1
+            account.scrutiny_left = max(0, account.scrutiny_left - 1)
             if account.frozen:
                 account.clean_checks += 1
                 if account.clean_checks >= max(self.policy.new_account_checks, 1):
@@ -99,6 +105,30 @@ class CreditPolicy:
             account.forfeited = True
             entries += self._forfeit(account, f"{account.strikes} failed checks, the last: {reason}")
         return entries
+
+    def restore(self, index: int, entry: LedgerEntry) -> None:
+        """Fold in an entry already in the ledger (at start-up), producing nothing."""
+        kind = entry.WhichOneof("kind")
+        body = getattr(entry, kind)
+        if kind == "grant":
+            account = self.account(body.account_id)
+            account.num_reports += 1
+            for earlier in account.escrow:
+                account.accepted_after[earlier] += 1
+            account.escrow[index], account.accepted_after[index] = body.flops, 0
+        elif kind in ("vest", "forfeit"):
+            account = self.account(body.account_id)
+            for grant in body.grant_indices:
+                account.escrow.pop(grant, None)
+                account.accepted_after.pop(grant, None)
+            account.forfeited = account.forfeited or kind == "forfeit"
+        elif kind == "strike":
+            account = self.account(body.account_id)
+            account.strikes += 1
+            account.frozen, account.clean_checks = True, 0
+            account.scrutiny_left = max(account.scrutiny_left, self.policy.new_account_checks, 1)
+        elif kind == "ban":
+            self.account(body.account_id).banned = True
 
     def _forfeit(self, account: AccountCredit, reason: str) -> list[LedgerEntry]:
         if not account.escrow:

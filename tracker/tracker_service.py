@@ -28,6 +28,7 @@ from potluck.tracker.ledger.entries import grant_entry, report_dedup_key
 from potluck.tracker.ledger.ledger import Ledger
 from potluck.tracker.ledger.receipt import parse_receipt
 from potluck.tracker.swarm_stats import SwarmStats
+from potluck.tracker.verification import Verification
 from potluck.tracker.writer import LedgerWriter
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,12 @@ SHARD_CHUNK_BYTES = 1024 * 1024
 
 class TrackerService(TrackerServicer):
     def __init__(self, *, manifest: SignedManifest, ledger: Ledger, writer: LedgerWriter, accounts: Accounts,
-                 intake: ReportIntake, flops_per_sample: int, shards: dict[str, Path] | None = None):
+                 intake: ReportIntake, flops_per_sample: int, verification: Verification,
+                 shards: dict[str, Path] | None = None):
         self.manifest, self.ledger, self.writer = manifest, ledger, writer
         self.accounts, self.intake, self.flops_per_sample = accounts, intake, flops_per_sample
         self.shards = shards or {}
+        self.verification = verification
         self.in_flight: dict[bytes, asyncio.Future] = {}
         self.stats = SwarmStats()
 
@@ -104,6 +107,7 @@ class TrackerService(TrackerServicer):
                             logged_at_ms=_now_ms())
         index = await self.writer.append(entry)
         self.stats.record(report)
+        await self.verification.on_grant(index, envelope, report, entry.grant.flops)
         return await self._accepted(digest, index, sequence=report.sequence)
 
     async def _accepted(self, digest: bytes, index: int, sequence: int | None) -> pb.ReportAck:

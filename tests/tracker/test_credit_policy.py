@@ -38,7 +38,8 @@ class Log:
         return index
 
     def check(self, index: int, passed: bool) -> list[str]:
-        produced = self.policy.on_check(ALICE, index, passed=passed, check="recompute", reason="losses differ")
+        produced = self.policy.on_check(ALICE, index, passed=passed, check="recompute", reason="losses differ",
+                                        recomputed=passed)
         for entry in produced:
             self.append(entry)
         return [e.WhichOneof("kind") for e in produced]
@@ -51,8 +52,12 @@ class Log:
 def test_new_accounts_are_always_checked_then_sampled():
     policy = CreditPolicy(POLICY, origin="o", check_key=b"k" * 32)
     assert policy.should_check(ALICE, os.urandom(32))
-    policy.on_grant(ALICE, 0, 1, checked=True)
-    policy.on_grant(ALICE, 1, 1, checked=True)
+    for index in range(2):
+        policy.on_grant(ALICE, index, 1, checked=True)
+        policy.on_check(ALICE, index, passed=True, check="progress", reason="")  # not a recomputation
+    assert policy.should_check(ALICE, os.urandom(32))
+    for index in range(2):
+        policy.on_check(ALICE, index, passed=True, check="recompute", reason="", recomputed=True)
     draws = [policy.should_check(ALICE, os.urandom(32)) for _ in range(20000)]
     assert 0.09 < sum(draws) / len(draws) < 0.11
 

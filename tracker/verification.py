@@ -1,0 +1,124 @@
+"""The tracker's side of verification: what to check, the verifier's verdicts, and what follows.
+
+Every accepted report becomes a job for the verifier (stage (b) always; stage (c) when the keyed
+draw or the account's scrutiny says so) and stays pending until its verdict arrives. Attestations
+carried in a report are checked here at once: a forged one is a failed check. Verdicts go through
+the credit policy, whose vest, strike, forfeit and ban entries are appended to the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+
+from potluck.errors import VerificationError
+from potluck.group_process import GroupProcess
+from potluck.node.identity import account_id_of
+from potluck.proto.ledger_pb2 import LedgerEntry
+from potluck.proto.report_pb2 import Attestation, ContributionReport
+from potluck.proto.signing import PURPOSE_ATTESTATION, open_envelope
+from potluck.tracker.accounts import Accounts
+from potluck.tracker.credit_policy import CreditPolicy
+from potluck.tracker.verifier import Job, VerifierSpec, run_verifier
+from potluck.tracker.writer import LedgerWriter
+
+logger = logging.getLogger(__name__)
+
+VERIFIER_START_TIMEOUT = 120.0
+VERIFIER_STOP_TIMEOUT = 10.0
+
+
+def check_attestations(report: ContributionReport, accounts: Accounts) -> None:
+    """Each groupmate's attestation must be signed by the account its PeerID is bound to, for this epoch."""
+    for envelope in report.averaging.attestations:
+        data = envelope.SerializeToString(deterministic=True)
+        try:
+            opened = open_envelope(data, purpose=PURPOSE_ATTESTATION, origin=report.origin)
+            attestation = Attestation.FromString(opened.payload)
+        except Exception as e:  # any malformed attestation is as bad as a forged one
+            raise VerificationError(f"attestation does not verify: {e}") from None
+        signer = account_id_of(opened.signer)
+        bound = accounts.account_of_peer.get(attestation.peer_id)
+        if attestation.account_id != signer or (bound is not None and bound != signer):
+            raise VerificationError(f"attestation for peer {attestation.peer_id} is signed by {signer[:12]}, "
+                                    f"not by the account it is bound to")
+        if attestation.epoch != report.epoch:
+            raise VerificationError(f"attestation from epoch {attestation.epoch} in a report for epoch "
+                                    f"{report.epoch}")
+
+
+class Verification:
+    """Feeds the verifier and turns its verdicts into ledger entries."""
+
+    def __init__(self, *, policy: CreditPolicy, accounts: Accounts, writer: LedgerWriter,
+                 spec: VerifierSpec | None):
+        self.policy, self.accounts, self.writer, self.spec = policy, accounts, writer, spec
+        self.process: GroupProcess | None = None
+        self.jobs = None
+        self.reader: threading.Thread | None = None
+        self.verdicts: list[dict] = []
+        self.cpu_seconds = 0.0
+
+    async def start(self) -> None:
+        if self.spec is None:
+            return
+        import multiprocessing
+
+        self.loop = asyncio.get_running_loop()
+        self.jobs = multiprocessing.get_context("fork").Queue()
+        self.process = GroupProcess(run_verifier, self.spec, self.jobs, name="potluck-verifier").start()
+        event = await asyncio.to_thread(self.process.next_event, VERIFIER_START_TIMEOUT)
+        if event is None or event[0] != "ready":
+            self.process.kill()
+            raise VerificationError("the verifier did not start (is the swarm's bootstrap peer reachable?)")
+        self.reader = threading.Thread(target=self._read_verdicts, daemon=True, name="verdicts")
+        self.reader.start()
+
+    async def stop(self) -> None:
+        if self.process is not None:
+            await asyncio.to_thread(self.process.stop, VERIFIER_STOP_TIMEOUT)
+            self.reader.join(timeout=5)
+
+    async def on_grant(self, index: int, envelope: bytes, report: ContributionReport, flops: int) -> None:
+        """A grant was logged: schedule its checks (or, with no verifier, let the policy vest on depth alone)."""
+        account = report.account_id
+        checked = self.process is not None
+        recompute = checked and self.policy.should_check(account, hashlib.sha256(envelope).digest())
+        entries = self.policy.on_grant(account, index, flops, checked=checked)
+        try:
+            check_attestations(report, self.accounts)
+        except VerificationError as e:
+            entries += self.policy.on_check(account, index, passed=False, check="attestation", reason=str(e))
+            checked = False
+        if checked:
+            self.jobs.put(Job(index=index, envelope=envelope, recompute=recompute, queued_at=time.monotonic()))
+        await self._log(entries)
+
+    def _read_verdicts(self) -> None:
+        while not self.process.exited():
+            event = self.process.next_event(0.5)
+            if event is not None and event[0] == "verdict":
+                asyncio.run_coroutine_threadsafe(self._on_verdict(event[1]), self.loop)
+
+    async def _on_verdict(self, verdict: dict) -> None:
+        self.verdicts.append(verdict)
+        self.cpu_seconds += verdict["cpu_seconds"]
+        passed = verdict["passed"]
+        if passed is None:
+            logger.info("report at %d: %s", verdict["index"], verdict["reason"])
+        elif not passed:
+            logger.warning("report at %d failed its %s check: %s", verdict["index"], verdict["check"],
+                           verdict["reason"])
+        entries = self.policy.on_check(verdict["account_id"], verdict["index"], passed=passed is not False,
+                                       check=verdict["check"], reason=verdict["reason"],
+                                       recomputed=bool(passed) and verdict["recomputed"])
+        await self._log(entries)
+
+    async def _log(self, entries: list[LedgerEntry]) -> None:
+        for entry in entries:
+            entry.logged_at_ms = int(time.time() * 1000)
+            await self.writer.append(entry)
+            self.accounts.apply(entry)

@@ -1,0 +1,182 @@
+"""The verifier: a hivemind peer that follows the swarm's model and checks sampled reports.
+
+It runs in a `GroupProcess` of its own (hivemind objects in its main thread). It joins the DHT as
+a client, keeps the model state of each recent epoch (downloaded from peers, keyed by its digest),
+watches every peer's hivemind progress record, and answers check jobs from the tracker:
+
+* stage (b), every report: the peer's own progress record for that epoch should support the
+  samples claimed. The DHT is polled, so a record can be missed: a disagreement is suspicion, not
+  proof, and sends the report to stage (c) whatever the draw said;
+* stage (c), sampled or suspicious reports: rebuild the claimed micro-batches on the state the
+  report started from and recompute losses and gradient sketch. A report whose starting state the
+  verifier never saw cannot be checked; that is "unverifiable", not a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from potluck.errors import VerificationError
+from potluck.proto.report_pb2 import ContributionReport
+from potluck.proto.signing import PURPOSE_REPORT, open_envelope
+
+logger = logging.getLogger(__name__)
+
+MAX_SNAPSHOTS = 8
+POLL_INTERVAL = 0.5
+MAX_JOB_WAIT = 120.0  # seconds a job may wait for the state it needs
+LOAD_STATE_TIMEOUT = 15.0
+OVERCLAIM_FACTOR = 2.0  # stage (b): claims beyond this multiple of the peer's own record fail
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifierSpec:
+    origin: str
+    run_id: str
+    initial_peers: tuple[str, ...]
+    data_seed: bytes
+    task_name: str
+    task_params: dict
+    shards: tuple[tuple[str, bytes], ...]
+    target_batch_size: int
+    learning_rate: float
+    matchmaking_time: float
+    averaging_timeout: float
+
+
+@dataclass(frozen=True)
+class Job:
+    index: int  # ledger index of the grant
+    envelope: bytes  # the report, as signed
+    recompute: bool  # stage (c) too, not just stage (b)
+    queued_at: float
+
+
+def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
+    """Entry point of the verifier's `GroupProcess`; `jobs` is a queue of `Job`s from the tracker."""
+    import hivemind
+    import torch
+
+    from potluck.node.sketch import state_digest
+    from potluck.node.tasks import get_task
+    from potluck.node.worker_attest import AttestingGradientAverager
+
+    torch.set_num_threads(1)  # a verifier must not starve the swarm's volunteers of CPU
+    request_timeout = min(3.0, spec.matchmaking_time / 2)
+    task = get_task(spec.task_name, spec.task_params, shards=spec.shards or None)
+    follower, checker = task.build_model(), task.build_model()
+    dht = hivemind.DHT(initial_peers=list(spec.initial_peers), client_mode=True, start=True)
+    optimizer = hivemind.Optimizer(
+        dht=dht, run_id=spec.run_id, target_batch_size=spec.target_batch_size, batch_size_per_step=1,
+        params=follower.parameters(), optimizer=functools.partial(torch.optim.Adam, lr=spec.learning_rate),
+        matchmaking_time=spec.matchmaking_time, averaging_timeout=spec.averaging_timeout, client_mode=True,
+        use_local_updates=False, delay_state_averaging=False,
+        # The nodes' averager class names their RPCs; the same class lets us download state from them.
+        grad_averager_factory=functools.partial(AttestingGradientAverager, payload_for_round=lambda: (0, b""),
+                                                request_timeout=request_timeout),
+        averager_opts=dict(request_timeout=request_timeout))
+    snapshots: OrderedDict[bytes, tuple[int, dict]] = OrderedDict()
+    snapshots[state_digest(follower)] = (0, {k: v.clone() for k, v in follower.state_dict().items()})
+    progress = ProgressBook()
+    pending: list[Job] = []
+    tried_epoch = 0
+    events.put(("ready", None))
+    try:
+        while not stop.is_set():
+            progress.read(dht, spec.run_id)
+            averager = optimizer.state_averager
+            global_epoch = optimizer.tracker.global_progress.epoch
+            if global_epoch > max(averager.local_epoch, tried_epoch):
+                tried_epoch = global_epoch  # once per epoch: the swarm's peers have better things to do
+                # One attempt, bounded (Optimizer.load_state_from_peers retries forever once peers are gone).
+                averager.load_state_from_peers(timeout=LOAD_STATE_TIMEOUT)
+                digest = state_digest(follower)
+                if digest not in snapshots:
+                    snapshots[digest] = (averager.local_epoch, {k: v.clone() for k, v in follower.state_dict().items()})
+                while len(snapshots) > MAX_SNAPSHOTS:
+                    snapshots.popitem(last=False)
+            pending += _drain(jobs)
+            still_pending = []
+            for job in pending:
+                verdict = _decide(job, spec, task, checker, snapshots, progress)
+                if verdict is None:
+                    still_pending.append(job)
+                else:
+                    events.put(("verdict", verdict))
+            pending = still_pending
+            stop.wait(POLL_INTERVAL)
+    finally:
+        optimizer.shutdown()
+        dht.shutdown()
+
+
+class ProgressBook:
+    """The largest sample count each peer's own progress record showed for each epoch."""
+
+    def __init__(self):
+        self.samples: dict[tuple[str, int], int] = {}
+
+    def read(self, dht, run_id: str) -> None:
+        import base58
+
+        found = dht.get(f"{run_id}_progress", latest=True)
+        if found is None or not isinstance(found.value, dict):
+            return
+        for entry in found.value.values():
+            record = entry.value
+            try:
+                peer_id = base58.b58encode(record["peer_id"]).decode()
+                key = (peer_id, int(record["epoch"]))
+                self.samples[key] = max(self.samples.get(key, 0), int(record["samples_accumulated"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+
+    def suspicion(self, report: ContributionReport) -> str | None:
+        """Why the peer's own records contradict its claim, or None when they do not."""
+        seen = self.samples.get((report.peer_id, report.epoch))
+        if seen and report.num_samples > OVERCLAIM_FACTOR * seen + report.batch_size:
+            return (f"claims {report.num_samples} samples in epoch {report.epoch}, but the peer's own hivemind "
+                    f"progress record showed at most {seen}")
+        return None
+
+
+def _drain(jobs) -> list[Job]:
+    found = []
+    while True:
+        try:
+            found.append(jobs.get_nowait())
+        except (queue.Empty, OSError, ValueError):
+            return found
+
+
+def _decide(job: Job, spec: VerifierSpec, task, checker, snapshots, progress: ProgressBook) -> dict | None:
+    """A verdict for the job, or None while the state it needs may still arrive."""
+    from potluck.tracker.recompute import compare, recompute
+
+    report = ContributionReport.FromString(open_envelope(job.envelope, purpose=PURPOSE_REPORT,
+                                                         origin=spec.origin).payload)
+    verdict = {"index": job.index, "account_id": report.account_id, "passed": True, "check": "progress",
+               "reason": "", "cpu_seconds": 0.0, "recomputed": False}
+    suspicion = progress.suspicion(report)
+    if suspicion is None and not job.recompute:
+        return verdict
+    snapshot = snapshots.get(report.state_digest)
+    if snapshot is None:
+        if time.monotonic() - job.queued_at < MAX_JOB_WAIT and report.epoch >= max(e for e, _ in snapshots.values()):
+            return None  # the state for this epoch may not have been downloaded yet
+        return verdict | {"passed": None, "check": "recompute",
+                          "reason": f"no model state with digest {report.state_digest.hex()[:16]}… was seen"}
+    checker.load_state_dict(snapshot[1])
+    started = time.process_time()
+    try:
+        compare(report, recompute(task, checker, report, spec.data_seed))
+        passed, reason = True, ""
+    except VerificationError as e:
+        passed, reason = False, str(e) + (f"; and it {suspicion}" if suspicion else "")
+    return verdict | {"passed": passed, "check": "recompute", "reason": reason, "recomputed": True,
+                      "cpu_seconds": time.process_time() - started}
