@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from potluck.errors import ConfigError
 from potluck.node.tasks.base import TaskBase, derive_sample_seed
 from potluck.node.tasks.charlm import CharLM, CharLMTask, load_shards
 from potluck.node.tasks.synthetic import SyntheticTask
-
-from potluck.errors import ConfigError
 
 TASKS: dict[str, type[TaskBase]] = {task.name: task for task in (SyntheticTask, CharLMTask)}
 

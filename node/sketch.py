@@ -1,0 +1,96 @@
+"""Small, checkable fingerprints of training: a gradient sketch and a model-state digest.
+
+The gradient sketch is a random projection of the flattened gradient onto `dim` directions
+with entries +-1/sqrt(dim) (Achlioptas). The signs come from SHAKE-256 of the seed, chunk by chunk,
+so no matrix larger than one chunk ever exists and every platform draws the same signs. A
+projection is linear: the verifier can compare a node's sketch with one it recomputes, within a
+tolerance, without seeing the gradient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+_SKETCH_TAG = b"potluck/v1/gradient-sketch"
+_SKETCH_SEED_TAG = b"potluck/v1/sketch-seed"
+_DIGEST_TAG = b"potluck/v1/state-digest"
+_CHUNK_ELEMENTS = 1 << 15  # a chunk's sign matrix is _CHUNK_ELEMENTS x dim float64 (16 MiB at dim 64)
+
+
+def sketch_seed(data_seed: bytes, account_id: str, epoch: int) -> bytes:
+    """The per-window projection seed: keyed by the swarm's seed, so a node cannot precompute it."""
+    key = bytes(data_seed) if len(data_seed) <= 64 else hashlib.blake2b(data_seed).digest()
+    account = account_id.encode()
+    message = _SKETCH_SEED_TAG + struct.pack(">I", len(account)) + account + struct.pack(">Q", epoch)
+    return hashlib.blake2b(message, key=key, digest_size=32).digest()
+
+
+def gradient_sketch(
+    model_or_grads: torch.nn.Module | torch.Tensor | Iterable[torch.Tensor | None], seed: bytes, dim: int = 64
+) -> list[float]:
+    """Project the flattened gradient onto `dim` seeded random directions.
+
+    `model_or_grads` is a module (its parameters' `.grad`, in `parameters()` order, a missing
+    gradient counting as zeros), one tensor, or a sequence of tensors (None counts as nothing).
+    """
+    if dim <= 0:
+        raise ValueError(f"dim must be positive (got {dim})")
+    if isinstance(model_or_grads, torch.nn.Module):
+        tensors = [
+            p.grad if p.grad is not None else torch.zeros_like(p) for p in model_or_grads.parameters()
+        ]
+    elif isinstance(model_or_grads, torch.Tensor):
+        tensors = [model_or_grads]
+    else:
+        tensors = [t for t in model_or_grads if t is not None]
+
+    result = np.zeros(dim, dtype=np.float64)
+    for chunk_index, chunk in enumerate(_chunks(tensors)):
+        result += chunk @ _sign_matrix(seed, chunk_index, chunk.size, dim)
+    return (result / math.sqrt(dim)).tolist()
+
+
+def state_digest(model: torch.nn.Module) -> bytes:
+    """SHA-256 of the parameters, sorted by name, each as name, shape and float32 little-endian values."""
+    digest = hashlib.sha256(_DIGEST_TAG)
+    for name, param in sorted(model.named_parameters(), key=lambda item: item[0]):
+        encoded_name = name.encode()
+        digest.update(struct.pack(">I", len(encoded_name)) + encoded_name)
+        digest.update(struct.pack(">I", param.dim()) + b"".join(struct.pack(">Q", n) for n in param.shape))
+        values = param.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
+        digest.update(values.astype("<f4", copy=False).tobytes())
+    return digest.digest()
+
+
+def _chunks(tensors: list[torch.Tensor]) -> Iterable[np.ndarray]:
+    """The concatenation of the flattened tensors as float64 arrays of _CHUNK_ELEMENTS (the last shorter)."""
+    pending: list[np.ndarray] = []
+    pending_size = 0
+    for tensor in tensors:
+        flat = tensor.detach().to(device="cpu", dtype=torch.float64).reshape(-1).numpy()
+        start = 0
+        while start < flat.size:
+            take = min(_CHUNK_ELEMENTS - pending_size, flat.size - start)
+            pending.append(flat[start : start + take])
+            pending_size += take
+            start += take
+            if pending_size == _CHUNK_ELEMENTS:
+                yield np.concatenate(pending)
+                pending, pending_size = [], 0
+    if pending_size:
+        yield np.concatenate(pending)
+
+
+def _sign_matrix(seed: bytes, chunk_index: int, rows: int, dim: int) -> np.ndarray:
+    """A rows x dim matrix of +-1, one bit each, from SHAKE-256(tag, seed, chunk index)."""
+    num_bits = rows * dim
+    prefix = _SKETCH_TAG + struct.pack(">I", len(seed)) + seed
+    stream = hashlib.shake_256(prefix + struct.pack(">Q", chunk_index))
+    bits = np.unpackbits(np.frombuffer(stream.digest((num_bits + 7) // 8), dtype=np.uint8), count=num_bits)
+    return (1.0 - 2.0 * bits.astype(np.float64)).reshape(rows, dim)

@@ -1,0 +1,324 @@
+"""The training worker: one hivemind peer that trains a task and describes each contribution window.
+
+A contribution window is one hivemind epoch as this peer saw it: the micro-batches it accumulated
+from the model state it entered the epoch with, up to the gradient round that closed the epoch.
+Because `use_local_updates=False` and state averaging is synchronous, the parameters do not move
+inside a window, so a verifier holding the window's starting state can recompute every loss and
+the gradient sketch.
+
+Run `TrainingWorker.run` in the main thread of a process of its own (hivemind.Optimizer installs
+signal handlers and leaves SIGINT ignored); stop it by setting the event, or kill its process group.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import hivemind
+import torch
+from hivemind.compression import CompressionBase, Float16Compression, NoCompression, Uniform8BitQuantization
+from hivemind.optim import Optimizer
+
+from potluck.errors import ConfigError, PotluckError
+from potluck.node.sketch import gradient_sketch, sketch_seed, state_digest
+from potluck.node.tasks.base import TaskBase
+from potluck.node.worker_attest import AttestingGradientAverager
+
+logger = logging.getLogger(__name__)
+
+COMPRESSIONS: dict[str, Callable[[], CompressionBase]] = {
+    "none": NoCompression,
+    "float16": Float16Compression,
+    "uniform8bit": Uniform8BitQuantization,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingConfig:
+    """Everything a training worker needs besides the task. Timeouts are in seconds."""
+
+    run_id: str
+    data_seed: bytes
+    account_id: str
+    target_batch_size: int
+    batch_size_per_step: int
+    learning_rate: float
+    initial_peers: Sequence[str] = ()
+    host_maddrs: Sequence[str] = ("/ip4/127.0.0.1/tcp/0",)
+    announce_maddrs: Sequence[str] = ()
+    client_mode: bool = False
+    identity_path: str | None = None
+    matchmaking_time: float = 15.0
+    averaging_timeout: float = 60.0
+    # hivemind needs request_timeout < matchmaking_time; None means min(3, matchmaking_time / 2).
+    request_timeout: float | None = None
+    load_state_timeout: float = 600.0
+    average_state_every: int = 1
+    # How gradients and parameters travel in averaging rounds: one of COMPRESSIONS.
+    compression: str = "none"
+    sketch_dim: int = 64
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("target_batch_size", "batch_size_per_step", "average_state_every", "sketch_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name}: must be a positive integer (got {value!r})")
+        for name in ("learning_rate", "matchmaking_time", "averaging_timeout", "load_state_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"{name}: must be a positive number (got {value!r})")
+        if self.request_timeout is not None and not 0 < self.request_timeout < self.matchmaking_time:
+            raise ConfigError(
+                f"request_timeout: must be positive and below matchmaking_time={self.matchmaking_time} "
+                f"(got {self.request_timeout!r})"
+            )
+        if self.compression not in COMPRESSIONS:
+            known = " | ".join(COMPRESSIONS)
+            raise ConfigError(f"compression: must be one of {known} (got {self.compression!r})")
+        if not self.run_id or "." in self.run_id:
+            raise ConfigError(f"run_id: must be a non-empty string without '.' (got {self.run_id!r})")
+        if not self.data_seed:
+            raise ConfigError("data_seed: must be non-empty bytes")
+        if self.client_mode and not self.initial_peers:
+            raise ConfigError("initial_peers: a client-mode peer needs at least one peer to connect to")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowStats:
+    """What one peer did in one contribution window (one hivemind epoch)."""
+
+    epoch: int
+    account_id: str
+    peer_id: str
+    batch_size: int
+    samples: int
+    tokens: int
+    # losses[i] is the loss on make_batch(data_seed, account_id, epoch, i, batch_size) at the start state.
+    losses: tuple[float, ...]
+    # Projection of the mean micro-batch gradient, seeded by sketch_seed(data_seed, account_id, epoch).
+    sketch: tuple[float, ...]
+    start_state_digest: bytes
+    averaged: bool
+    # Groupmates other than us in the gradient round that closed the epoch: PeerID -> gathered bytes.
+    groupmates: dict[str, bytes | None] = field(default_factory=dict)
+    averaging_error: str | None = None
+    started_at: float
+    wall_time: float
+    device_class: str
+
+
+class TrainingWorker:
+    """Trains `task` as one peer of a hivemind swarm and reports each contribution window.
+
+    :param on_window: called in the training thread with each closed window's WindowStats
+      (use `queue.put` for a queue); the model then holds the next window's starting state.
+    :param gather_payload: epoch -> bytes sent to groupmates in that epoch's gradient round
+      (e.g. a signed attestation); default sends b"".
+    :param on_ready: called once the peer has joined and, if late, loaded the swarm's state.
+    """
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        task: TaskBase,
+        *,
+        on_window: Callable[[WindowStats], None] | None = None,
+        gather_payload: Callable[[int], bytes] | None = None,
+        on_ready: Callable[[TrainingWorker], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.task = task
+        self.device = torch.device(config.device)
+        self.device_class = describe_device(self.device)
+        self._on_window = on_window
+        self._gather_payload = gather_payload or (lambda epoch: b"")
+        self._on_ready = on_ready
+        self.model: torch.nn.Module | None = None
+        self.dht: hivemind.DHT | None = None
+        self.optimizer: _TrainingOptimizer | None = None
+
+    @property
+    def peer_id(self) -> str:
+        return self.dht.peer_id.to_base58()
+
+    @property
+    def visible_maddrs(self) -> list[str]:
+        return [str(maddr) for maddr in self.dht.get_visible_maddrs()]
+
+    @property
+    def local_epoch(self) -> int:
+        return self.optimizer.local_epoch
+
+    def run(self, stop: threading.Event | None = None, *, max_windows: int | None = None) -> None:
+        """Join the swarm and train until `stop` is set (checked after every step) or `max_windows` closed."""
+        if threading.current_thread() is not threading.main_thread():
+            raise PotluckError("the training worker must run in its process's main thread (hivemind needs it)")
+        stop = stop or threading.Event()
+        config = self.config
+        self.dht = hivemind.DHT(
+            initial_peers=list(config.initial_peers),
+            host_maddrs=list(config.host_maddrs),
+            announce_maddrs=list(config.announce_maddrs) or None,
+            client_mode=config.client_mode,
+            identity_path=config.identity_path,
+            start=True,
+        )
+        try:
+            self.model = self.task.build_model().to(self.device)
+            self.optimizer = self._make_optimizer()
+            try:
+                self._join_swarm()
+                if self._on_ready is not None:
+                    self._on_ready(self)
+                self._train(stop, max_windows)
+            finally:
+                self.optimizer.shutdown()
+        finally:
+            self.dht.shutdown()
+
+    def _make_optimizer(self) -> _TrainingOptimizer:
+        config = self.config
+        request_timeout = config.request_timeout or min(3.0, config.matchmaking_time / 2)
+        return _TrainingOptimizer(
+            dht=self.dht,
+            run_id=config.run_id,
+            target_batch_size=config.target_batch_size,
+            batch_size_per_step=config.batch_size_per_step,
+            params=self.model.parameters(),
+            optimizer=functools.partial(torch.optim.Adam, lr=config.learning_rate),
+            matchmaking_time=config.matchmaking_time,
+            averaging_timeout=config.averaging_timeout,
+            load_state_timeout=config.load_state_timeout,
+            use_local_updates=False,
+            # Synchronous state averaging: parameters never change in the middle of a window.
+            delay_state_averaging=False,
+            average_state_every=config.average_state_every,
+            grad_compression=COMPRESSIONS[config.compression](),
+            state_averaging_compression=COMPRESSIONS[config.compression](),
+            # hivemind forwards averager_opts to the state averager only; the factory carries them to the other.
+            grad_averager_factory=functools.partial(
+                AttestingGradientAverager, payload_for_round=self._payload_for_round, request_timeout=request_timeout
+            ),
+            averager_opts=dict(request_timeout=request_timeout),
+            # hivemind reads the DHT's client_mode only when this is not None (optimizer.py, 1.1.12);
+            # left as None, a client-mode peer later tries to share state and raises.
+            client_mode=self.dht.client_mode,
+        )
+
+    def _payload_for_round(self) -> tuple[int, bytes]:
+        epoch = self.optimizer.local_epoch
+        return epoch, self._gather_payload(epoch)
+
+    def _join_swarm(self) -> None:
+        optimizer = self.optimizer
+        if optimizer.tracker.global_epoch > optimizer.local_epoch:
+            logger.info("swarm is at epoch %d: loading its state from peers", optimizer.tracker.global_epoch)
+            optimizer.load_state_from_peers()
+            logger.info("loaded state from peers: now at epoch %d", optimizer.local_epoch)
+
+    def _train(self, stop: threading.Event, max_windows: int | None) -> None:
+        config, task, model, optimizer = self.config, self.task, self.model, self.optimizer
+        windows_closed = 0
+        window = _Window.begin(optimizer.local_epoch, model)
+        while not stop.is_set() and (max_windows is None or windows_closed < max_windows):
+            batch = task.make_batch(
+                config.data_seed, config.account_id, window.epoch, window.num_steps, config.batch_size_per_step
+            )
+            optimizer.zero_grad()
+            loss = task.loss(model, task.batch_to(batch, self.device))
+            loss.backward()
+            window.add(float(loss.detach()), model)
+
+            state_loads = optimizer.state_loads
+            optimizer.step()
+            if optimizer.state_loads != state_loads:
+                # We were out of sync: hivemind dropped our gradients and downloaded the swarm's state.
+                logger.info("window for epoch %d discarded: loaded state from peers", window.epoch)
+                window = _Window.begin(optimizer.local_epoch, model)
+            elif optimizer.local_epoch != window.epoch:
+                stats = self._close(window)
+                windows_closed += 1
+                window = _Window.begin(optimizer.local_epoch, model)
+                if self._on_window is not None:
+                    self._on_window(stats)
+
+    def _close(self, window: _Window) -> WindowStats:
+        config = self.config
+        outcome = self.optimizer.grad_averager.round_outcome(window.epoch)
+        if not outcome.succeeded:
+            logger.info("epoch %d: trained on local gradients only (%s)", window.epoch, outcome.error)
+        samples = window.num_steps * config.batch_size_per_step
+        seed = sketch_seed(config.data_seed, config.account_id, window.epoch)
+        return WindowStats(
+            epoch=window.epoch,
+            account_id=config.account_id,
+            peer_id=self.peer_id,
+            batch_size=config.batch_size_per_step,
+            samples=samples,
+            tokens=samples * self.task.tokens_per_sample(),
+            losses=tuple(window.losses),
+            sketch=tuple(gradient_sketch(window.mean_gradient(), seed, dim=config.sketch_dim)),
+            start_state_digest=window.start_digest,
+            averaged=outcome.succeeded,
+            groupmates=outcome.groupmates,
+            averaging_error=outcome.error,
+            started_at=window.started_at,
+            wall_time=time.perf_counter() - window.started_perf,
+            device_class=self.device_class,
+        )
+
+
+class _Window:
+    """The window being accumulated: its losses and the running sum of its micro-batch gradients."""
+
+    def __init__(self, epoch: int, start_digest: bytes) -> None:
+        self.epoch = epoch
+        self.start_digest = start_digest
+        self.losses: list[float] = []
+        self.grad_sums: list[torch.Tensor] | None = None
+        self.started_at = time.time()
+        self.started_perf = time.perf_counter()
+
+    @classmethod
+    def begin(cls, epoch: int, model: torch.nn.Module) -> _Window:
+        return cls(epoch, state_digest(model))
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.losses)
+
+    @torch.no_grad()
+    def add(self, loss: float, model: torch.nn.Module) -> None:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
+        if self.grad_sums is None:
+            self.grad_sums = [g.detach().clone() for g in grads]
+        else:
+            for total, grad in zip(self.grad_sums, grads, strict=True):
+                total.add_(grad)
+        self.losses.append(loss)
+
+    def mean_gradient(self) -> list[torch.Tensor]:
+        return [total / self.num_steps for total in self.grad_sums or ()]
+
+
+class _TrainingOptimizer(Optimizer):
+    """hivemind.Optimizer that counts state downloads, so the worker can tell a reload from an epoch step."""
+
+    state_loads = 0
+
+    def load_state_from_peers(self, **kwargs) -> None:
+        super().load_state_from_peers(**kwargs)
+        self.state_loads += 1
+
+
+def describe_device(device: torch.device) -> str:
+    """A coarse device class for reports: "cpu", or "cuda:<device name>"."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return device.type

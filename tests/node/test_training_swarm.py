@@ -1,0 +1,449 @@
+"""A real swarm on 127.0.0.1: a bootstrap DHT peer, three trainers, a late joiner and a loner.
+
+One scenario runs once per module (about a minute) and the tests read what it recorded. Every
+child is forked into a process group of its own and is stopped, then killed with `killpg` and
+reaped, so that hivemind's DHT, averager and p2pd grandchildren go with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+from hivemind.p2p import PeerID
+from proctree import descendant_pids
+
+from potluck.node.sketch import gradient_sketch, sketch_seed, state_digest
+from potluck.node.tasks import get_task
+from potluck.node.training import TrainingConfig, TrainingWorker
+
+CTX = mp.get_context("fork")
+DATA_SEED = b"potluck test swarm seed"
+TASK = "synthetic"
+NUM_TRAINERS = 3
+TRAIN_UNTIL_EPOCH = 6  # the first three train until each has closed this epoch, then the late node joins
+LATE_WINDOWS = 2  # ... and everyone trains until the late node has closed this many averaged windows
+LOSS_FALL = 3.0
+# Whichever test runs first sets up the whole scenario: about a minute, a few on a crowded machine.
+SCENARIO_TIMEOUT = 600
+BASE_CONFIG = dict(
+    run_id="potluck_test_swarm",
+    data_seed=DATA_SEED,
+    # ~200 steps of a few ms per peer and epoch. Peers need ~1 s to see each other's progress
+    # (measured here); a peer that fills the target alone before that trains the epoch alone.
+    target_batch_size=NUM_TRAINERS * 32 * 200,
+    batch_size_per_step=32,
+    learning_rate=1e-2,
+    matchmaking_time=2.0,
+    averaging_timeout=10.0,
+    load_state_timeout=30.0,
+)
+
+
+def account(index: int) -> str:
+    return f"{index:02x}" * 32  # shaped like an account id: 64 lowercase hex digits
+
+
+def attestation(account_id: str, epoch: int) -> bytes:
+    return f"attest:{account_id}:{epoch}".encode()
+
+
+@dataclass
+class SwarmRecord:
+    """What the scenario saw; the tests only read it."""
+
+    ready: dict[str, dict] = field(default_factory=dict)  # account -> on_ready message
+    windows: dict[str, list[dict]] = field(default_factory=dict)  # account -> window messages in order
+    graceful_exit_codes: dict[str, int | None] = field(default_factory=dict)
+    pgids: list[int] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    loner_identity: Path | None = None
+
+    def window(self, account_id: str, epoch: int) -> dict | None:
+        return next((w for w in self.windows.get(account_id, ()) if w["epoch"] == epoch), None)
+
+
+# ---------------------------------------------------------------- child processes
+
+
+def _run_bootstrap(out: mp.Queue, stop) -> None:
+    os.setpgid(0, 0)
+    import hivemind
+
+    dht = hivemind.DHT(host_maddrs=["/ip4/127.0.0.1/tcp/0"], start=True)
+    out.put([str(maddr) for maddr in dht.get_visible_maddrs()])
+    out.close()
+    out.join_thread()
+    stop.wait()
+    dht.shutdown()
+
+
+def _run_trainer(index: int, config: dict, out: mp.Queue, go, stop, expected_peers: int, max_windows) -> None:
+    os.setpgid(0, 0)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks before killing a laggard
+    torch.set_num_threads(1)  # 2 cores for a whole swarm; also sidesteps OpenMP pools inherited over fork
+    logging.getLogger("hivemind").setLevel(logging.WARNING)
+    account_id = account(index)
+
+    def params_bytes(worker: TrainingWorker) -> bytes:
+        return torch.nn.utils.parameters_to_vector(worker.model.parameters()).detach().numpy().tobytes()
+
+    def on_ready(worker: TrainingWorker) -> None:
+        out.put(
+            dict(
+                kind="ready",
+                account=account_id,
+                peer_id=worker.peer_id,
+                epoch=worker.local_epoch,
+                params=params_bytes(worker),
+                time=time.monotonic(),
+            )
+        )
+        if go is not None and not go.wait(timeout=60):
+            raise TimeoutError("the test never said go")
+        if expected_peers:
+            threading.Thread(target=_nudge_tracker_until_it_sees, args=(worker, expected_peers), daemon=True).start()
+
+    def on_window(stats) -> None:
+        # The model now holds the next window's starting state: ship it, so the test can recompute.
+        out.put(dict(kind="window", params_after=params_bytes(worker), time=time.monotonic(), **asdict(stats)))
+
+    worker = TrainingWorker(
+        TrainingConfig(account_id=account_id, **config),
+        get_task(TASK),
+        on_window=on_window,
+        on_ready=on_ready,
+        gather_payload=lambda epoch: attestation(account_id, epoch),
+    )
+    try:
+        worker.run(stop, max_windows=max_windows)
+    except BaseException:
+        traceback.print_exc()
+        raise SystemExit(1) from None
+    finally:
+        out.close()
+        out.join_thread()
+    # Returning ends the child through multiprocessing's own exit path: os._exit after its finalizers
+    # (which remove its temporary directory), never pytest's atexit hooks.
+
+
+def _nudge_tracker_until_it_sees(worker: TrainingWorker, expected_peers: int, timeout: float = 30.0) -> None:
+    """Make a cold-started peer notice its peers within a fraction of a second (test-only).
+
+    A peer publishes its progress only once it has accumulated samples, and hivemind refetches
+    the swarm's progress every 3 s while it has seen nobody. A peer this fast (a few ms a step)
+    would meanwhile fill the target batch alone, skip averaging ("no other peers") and race ahead.
+    So, until it has seen everyone: make the tracker's next fetch due now and wake its fetcher.
+    """
+    tracker = worker.optimizer.tracker
+    deadline = time.monotonic() + timeout
+    while tracker.global_progress.num_peers < expected_peers and time.monotonic() < deadline:
+        tracker.global_progress.next_fetch_time = 0
+        tracker.global_state_updated.set()
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- the scenario
+
+
+class _Swarm:
+    def __init__(self) -> None:
+        self.record = SwarmRecord()
+        self.processes: dict[str, mp.Process] = {}
+        self.out = CTX.Queue()
+        self.stop = CTX.Event()
+
+    def spawn(self, name: str, target, *args) -> None:
+        process = CTX.Process(target=target, args=args, daemon=False)
+        process.start()
+        with contextlib.suppress(OSError):  # the child does it too; whoever is first wins the race
+            os.setpgid(process.pid, process.pid)
+        self.processes[name] = process
+        self.record.pgids.append(process.pid)
+
+    def drain(self, until, timeout: float, what: str, *, raise_on_timeout: bool = True) -> None:
+        deadline = time.monotonic() + timeout
+        while not until():
+            if time.monotonic() > deadline:
+                if not raise_on_timeout:
+                    return
+                raise TimeoutError(f"timed out waiting for {what}; record so far: {self.summary()}")
+            try:
+                message = self.out.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            kind = message.pop("kind")
+            if kind == "ready":
+                self.record.ready[message["account"]] = message
+            elif kind == "window":
+                self.record.windows.setdefault(message["account_id"], []).append(message)
+
+    def closed_through(self, account_id: str, epoch: int) -> bool:
+        return any(w["epoch"] >= epoch for w in self.record.windows.get(account_id, ()))
+
+    def shut_down(self) -> None:
+        """Ask trainers to stop, give them a grace period, then kill every process group and reap."""
+        self.stop.set()
+        trainers = [p for name, p in self.processes.items() if name != "bootstrap"]
+        # Keep reading: a child blocks in exit until the queue's pipe has taken its last messages.
+        self.drain(lambda: not any(p.is_alive() for p in trainers), 30, "trainers to stop", raise_on_timeout=False)
+        for name, process in self.processes.items():
+            process.join(5 if name == "bootstrap" else 0)
+            self.record.graceful_exit_codes[name] = process.exitcode
+            if name != "bootstrap" and process.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGUSR1)  # dump its stacks into the test output
+                time.sleep(0.5)
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        for process in self.processes.values():
+            process.join(10)
+        self.out.close()
+
+    def summary(self) -> str:
+        return "\n".join(
+            f"{a[:4]}: "
+            + ", ".join(
+                f"({w['epoch']}, {len(w['losses'])}, {w['averaged']}, {len(w['groupmates'])}, {w['averaging_error']})"
+                for w in ws
+            )
+            for a, ws in self.record.windows.items()
+        )
+
+
+def _run_scenario(swarm: _Swarm, loner_identity: Path) -> None:
+    started = time.monotonic()
+    boot_out = CTX.Queue()
+    swarm.spawn("bootstrap", _run_bootstrap, boot_out, swarm.stop)
+    initial_peers = boot_out.get(timeout=60)
+    boot_out.close()
+    config = dict(BASE_CONFIG, initial_peers=initial_peers)
+    swarm.record.timings["bootstrap_s"] = time.monotonic() - started
+
+    go = CTX.Event()
+    trainers = [account(i) for i in range(NUM_TRAINERS)]
+    for i, account_id in enumerate(trainers):
+        swarm.spawn(account_id, _run_trainer, i, config, swarm.out, go, swarm.stop, NUM_TRAINERS, None)
+    swarm.drain(lambda: len(swarm.record.ready) == NUM_TRAINERS, 60, "trainers to join")
+    go.set()
+    swarm.record.timings["trainers_ready_s"] = time.monotonic() - started
+
+    # A loner in a run of its own: nobody to average with, so it must say so; stops by itself.
+    # Started after the first epoch, so as not to slow the trainers while they find each other.
+    swarm.drain(lambda: all(swarm.closed_through(a, 0) for a in trainers), 60, "the first epoch")
+    loner = account(9)
+    loner_config = dict(config, run_id="potluck_test_loner", identity_path=str(loner_identity))
+    swarm.spawn(loner, _run_trainer, 9, loner_config, swarm.out, None, swarm.stop, 0, 3)
+    swarm.record.loner_identity = loner_identity
+
+    swarm.drain(
+        lambda: all(swarm.closed_through(a, TRAIN_UNTIL_EPOCH) for a in trainers), 240, "the trainers' epochs"
+    )
+    swarm.record.timings["trained_s"] = time.monotonic() - started
+
+    late = account(NUM_TRAINERS)
+    swarm.spawn(late, _run_trainer, NUM_TRAINERS, config, swarm.out, None, swarm.stop, 0, None)
+    swarm.drain(
+        lambda: sum(w["averaged"] for w in swarm.record.windows.get(late, ())) >= LATE_WINDOWS
+        and len(swarm.record.windows.get(loner, ())) >= 3,
+        180,
+        "the late node to average",
+    )
+    swarm.record.timings["late_joined_s"] = time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def swarm(tmp_path_factory) -> SwarmRecord:
+    started = time.monotonic()
+    running = _Swarm()
+    try:
+        _run_scenario(running, tmp_path_factory.mktemp("loner") / "hivemind.identity")
+    finally:
+        shutdown_started = time.monotonic()
+        running.shut_down()
+        running.record.timings["shutdown_s"] = time.monotonic() - shutdown_started
+        running.record.timings["total_s"] = time.monotonic() - started
+    print(f"swarm scenario timings: {running.record.timings}")
+    print(f"swarm windows (epoch, steps, averaged, groupmates, error): {running.summary()}")
+    return running.record
+
+
+def _params(raw: bytes) -> torch.Tensor:
+    return torch.frombuffer(bytearray(raw), dtype=torch.float32)
+
+
+def _trainers() -> list[str]:
+    return [account(i) for i in range(NUM_TRAINERS)]
+
+
+def _epochs_all_closed(record: SwarmRecord, accounts: list[str]) -> list[int]:
+    common = set.intersection(*({w["epoch"] for w in record.windows[a]} for a in accounts))
+    return sorted(common)
+
+
+# ---------------------------------------------------------------- tests
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT)
+def test_trainers_average_with_their_groupmates_and_record_their_attestations(swarm):
+    peer_ids = {a: swarm.ready[a]["peer_id"] for a in _trainers()}
+    account_of = {peer_id: a for a, peer_id in peer_ids.items()}
+    for account_id in _trainers():
+        windows = [w for w in swarm.windows[account_id] if w["epoch"] <= TRAIN_UNTIL_EPOCH]
+        epochs = [w["epoch"] for w in windows]
+        assert epochs == sorted(set(epochs)) and len(epochs) >= TRAIN_UNTIL_EPOCH - 1
+        full_rounds = 0
+        for window in windows:
+            assert window["peer_id"] == peer_ids[account_id]
+            assert window["samples"] == 32 * len(window["losses"]) == window["tokens"]
+            assert len(window["sketch"]) == 64
+            assert window["device_class"] == "cpu"
+            if not window["averaged"]:
+                assert window["groupmates"] == {} and window["averaging_error"]
+                continue
+            assert window["groupmates"] and peer_ids[account_id] not in window["groupmates"]
+            for peer_id, payload in window["groupmates"].items():
+                # Each groupmate gathered its own attestation. hivemind does not match rounds by epoch, so
+                # right after a hiccup a groupmate may still be closing the epoch before ours.
+                other = account_of[peer_id]
+                assert payload in {attestation(other, window["epoch"] + d) for d in (-1, 0, 1)}
+            full_rounds += len(window["groupmates"]) == NUM_TRAINERS - 1
+        # hivemind tolerates a failed round (the peer steps on local gradients); a loaded machine may see one.
+        assert full_rounds >= len(windows) - 2, swarm.windows[account_id]
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT)
+def test_parameters_agree_across_trainers_after_the_last_averaging_round(swarm):
+    def averaged_together(epoch: int) -> bool:
+        windows = [swarm.window(a, epoch) for a in _trainers()]
+        return all(w is not None and len(w["groupmates"]) == NUM_TRAINERS - 1 for w in windows)
+
+    epochs = [e for e in _epochs_all_closed(swarm, _trainers()) if averaged_together(e)]
+    assert len(epochs) >= TRAIN_UNTIL_EPOCH - 1
+    disagreements = {}
+    for epoch in epochs:
+        states = [_params(swarm.window(a, epoch)["params_after"]) for a in _trainers()]
+        disagreements[epoch] = max((s - states[0]).abs().max().item() for s in states[1:])
+    print(f"largest parameter difference between trainers after each shared round: {disagreements}")
+    # Measured: exactly 0 once peers are in step; but a peer that missed a round drifts until the next
+    # state averaging, and its state digest differs until then.
+    assert disagreements[epochs[-1]] < 1e-5
+    assert sum(d < 1e-5 for d in disagreements.values()) >= len(epochs) - 2
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT)
+def test_loss_falls_as_the_swarm_trains(swarm):
+    def mean_loss(epochs: set[int]) -> float:
+        # Any trainer may lack a window: hivemind drops it when the peer fell out of step and reloaded.
+        losses = [loss for a in _trainers() for w in swarm.windows[a] if w["epoch"] in epochs for loss in w["losses"]]
+        return sum(losses) / len(losses)
+
+    first, last = mean_loss({0}), mean_loss({TRAIN_UNTIL_EPOCH - 1, TRAIN_UNTIL_EPOCH})
+    print(f"mean loss: epoch 0 {first:.4f}, epochs {TRAIN_UNTIL_EPOCH - 1}-{TRAIN_UNTIL_EPOCH} {last:.4f} "
+          f"({first / last:.1f}x)")
+    assert first / last >= LOSS_FALL
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT)
+def test_windows_can_be_recomputed_from_their_starting_state(swarm):
+    """What the verifier will do: rebuild the batches, recompute losses and sketch, check the digest."""
+    task = get_task(TASK)
+    model = task.build_model()
+    account_id = account(1)
+    windows = swarm.windows[account_id]
+    checked = 0
+    for previous, window in zip(windows, windows[1:], strict=False):
+        if window["epoch"] != previous["epoch"] + 1 or checked == 2:
+            continue
+        torch.nn.utils.vector_to_parameters(_params(previous["params_after"]), model.parameters())
+        assert state_digest(model) == window["start_state_digest"]
+        model.zero_grad()
+        for step, claimed in enumerate(window["losses"]):
+            batch = task.make_batch(DATA_SEED, account_id, window["epoch"], step, window["batch_size"])
+            loss = task.loss(model, batch)
+            assert loss.item() == pytest.approx(claimed, rel=1e-5)
+            loss.backward()
+        mean_grads = [p.grad / len(window["losses"]) for p in model.parameters()]
+        sketch = gradient_sketch(mean_grads, sketch_seed(DATA_SEED, account_id, window["epoch"]))
+        assert sketch == pytest.approx(window["sketch"], rel=1e-4, abs=1e-6)
+        checked += 1
+    assert checked == 2
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT)
+def test_late_node_loads_the_swarm_state_and_then_averages_with_it(swarm):
+    late = account(NUM_TRAINERS)
+    ready = swarm.ready[late]
+    assert ready["epoch"] > TRAIN_UNTIL_EPOCH
+    loaded = _params(ready["params"])
+    fresh = torch.nn.utils.parameters_to_vector(get_task(TASK).build_model().parameters()).detach()
+    assert not torch.allclose(loaded, fresh, atol=1e-3)
+    # The state it downloaded is the state the swarm entered its epoch with (or, if the swarm moved on
+    # during the download, the one before).
+    distances = {
+        (a[:4], w["epoch"] + 1): (loaded - _params(w["params_after"])).abs().max().item()
+        for a in _trainers()
+        for w in swarm.windows[a]
+        if w["epoch"] + 1 in (ready["epoch"], ready["epoch"] - 1)
+    }
+    print(f"late node at epoch {ready['epoch']}: distance to trainers' states {distances}")
+    assert min(distances.values()) < 1e-5
+
+    averaged = [w for w in swarm.windows[late] if w["averaged"]]
+    assert len(averaged) >= LATE_WINDOWS
+    trainer_peers = {swarm.ready[a]["peer_id"] for a in _trainers()}
+    for window in averaged:
+        assert set(window["groupmates"]) <= trainer_peers and window["groupmates"]
+        for account_id in _trainers():
+            other = swarm.window(account_id, window["epoch"])
+            if other is not None and other["peer_id"] in window["groupmates"]:  # we stepped together
+                assert torch.allclose(_params(window["params_after"]), _params(other["params_after"]), atol=1e-5)
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT)
+def test_a_peer_alone_records_that_it_did_not_average_and_keeps_its_identity_file(swarm):
+    identity = swarm.loner_identity.read_bytes()
+    assert swarm.ready[account(9)]["peer_id"] == PeerID.from_identity(identity).to_base58()
+    assert swarm.loner_identity.stat().st_mode & 0o077 == 0  # hivemind writes it readable by its owner only
+    windows = swarm.windows[account(9)]
+    assert len(windows) == 3
+    for window in windows:
+        assert not window["averaged"]
+        assert window["groupmates"] == {}
+        assert "no other peers" in window["averaging_error"]
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT)
+def test_trainers_stop_on_the_flag_and_no_process_is_left(swarm):
+    assert swarm.graceful_exit_codes, "the scenario never reached shutdown"
+    assert all(code == 0 for code in swarm.graceful_exit_codes.values()), swarm.graceful_exit_codes
+    assert descendant_pids(os.getpid()) == []
+    for pgid in swarm.pgids:
+        assert _live_members(pgid) == [], f"process group {pgid} still has live members"
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Non-zombie processes in process group `pgid`, read from /proc/<pid>/stat."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
