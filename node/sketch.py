@@ -2,9 +2,9 @@
 
 The gradient sketch is a random projection of the flattened gradient onto `dim` directions
 with entries +-1/sqrt(dim) (Achlioptas). The signs come from SHAKE-256 of the seed, chunk by chunk,
-so no matrix larger than one chunk ever exists and every platform draws the same signs. A
-projection is linear: the verifier can compare a node's sketch with one it recomputes, within a
-tolerance, without seeing the gradient.
+so every platform draws the same signs; a window's chunks are kept while it lasts (8 bytes per
+parameter and direction). Each micro-batch's gradient gets its own sketch, so the verifier can
+check a few micro-batches, picked where the node cannot predict, instead of replaying a window.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import torch
 _SKETCH_TAG = b"potluck/v1/gradient-sketch"
 _SKETCH_SEED_TAG = b"potluck/v1/sketch-seed"
 _DIGEST_TAG = b"potluck/v1/state-digest"
+# Each micro-batch's gradient is sketched to this many values; reports carry one sketch per micro-batch.
+SKETCH_DIM = 16
 _CHUNK_ELEMENTS = 1 << 15  # a chunk's sign matrix is _CHUNK_ELEMENTS x dim float64 (16 MiB at dim 64)
 
 
@@ -31,29 +33,47 @@ def sketch_seed(data_seed: bytes, account_id: str, epoch: int) -> bytes:
     return hashlib.blake2b(message, key=key, digest_size=32).digest()
 
 
+class SketchProjector:
+    """A fixed projection (from `seed`) applied to many gradients: one window's micro-batches.
+
+    The sign matrices are generated once per chunk and kept, so projecting each micro-batch's
+    gradient costs one matrix product, not a SHAKE-256 stream.
+    """
+
+    def __init__(self, seed: bytes, dim: int = SKETCH_DIM):
+        if dim <= 0:
+            raise ValueError(f"dim must be positive (got {dim})")
+        self.seed, self.dim = seed, dim
+        self._signs: dict[tuple[int, int], np.ndarray] = {}
+
+    def sketch(self, model_or_grads: torch.nn.Module | torch.Tensor | Iterable[torch.Tensor | None]) -> list[float]:
+        """Project the flattened gradient onto `dim` seeded random directions.
+
+        `model_or_grads` is a module (its parameters' `.grad`, in `parameters()` order, a missing
+        gradient counting as zeros), one tensor, or a sequence of tensors (None counts as nothing).
+        """
+        if isinstance(model_or_grads, torch.nn.Module):
+            tensors = [
+                p.grad if p.grad is not None else torch.zeros_like(p) for p in model_or_grads.parameters()
+            ]
+        elif isinstance(model_or_grads, torch.Tensor):
+            tensors = [model_or_grads]
+        else:
+            tensors = [t for t in model_or_grads if t is not None]
+        result = np.zeros(self.dim, dtype=np.float64)
+        for chunk_index, chunk in enumerate(_chunks(tensors)):
+            key = (chunk_index, chunk.size)
+            if key not in self._signs:
+                self._signs[key] = _sign_matrix(self.seed, chunk_index, chunk.size, self.dim)
+            result += chunk @ self._signs[key]
+        return (result / math.sqrt(self.dim)).tolist()
+
+
 def gradient_sketch(
     model_or_grads: torch.nn.Module | torch.Tensor | Iterable[torch.Tensor | None], seed: bytes, dim: int = 64
 ) -> list[float]:
-    """Project the flattened gradient onto `dim` seeded random directions.
-
-    `model_or_grads` is a module (its parameters' `.grad`, in `parameters()` order, a missing
-    gradient counting as zeros), one tensor, or a sequence of tensors (None counts as nothing).
-    """
-    if dim <= 0:
-        raise ValueError(f"dim must be positive (got {dim})")
-    if isinstance(model_or_grads, torch.nn.Module):
-        tensors = [
-            p.grad if p.grad is not None else torch.zeros_like(p) for p in model_or_grads.parameters()
-        ]
-    elif isinstance(model_or_grads, torch.Tensor):
-        tensors = [model_or_grads]
-    else:
-        tensors = [t for t in model_or_grads if t is not None]
-
-    result = np.zeros(dim, dtype=np.float64)
-    for chunk_index, chunk in enumerate(_chunks(tensors)):
-        result += chunk @ _sign_matrix(seed, chunk_index, chunk.size, dim)
-    return (result / math.sqrt(dim)).tolist()
+    """Project the flattened gradient onto `dim` seeded random directions (see `SketchProjector`)."""
+    return SketchProjector(seed, dim).sketch(model_or_grads)
 
 
 def state_digest(model: torch.nn.Module) -> bytes:

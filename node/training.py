@@ -25,7 +25,7 @@ from hivemind.compression import CompressionBase, Float16Compression, NoCompress
 from hivemind.optim import Optimizer
 
 from potluck.errors import ConfigError, PotluckError
-from potluck.node.sketch import gradient_sketch, sketch_seed, state_digest
+from potluck.node.sketch import SKETCH_DIM, SketchProjector, sketch_seed, state_digest
 from potluck.node.tasks.base import TaskBase
 from potluck.node.worker_attest import AttestingGradientAverager
 
@@ -61,7 +61,7 @@ class TrainingConfig:
     average_state_every: int = 1
     # How gradients and parameters travel in averaging rounds: one of COMPRESSIONS.
     compression: str = "none"
-    sketch_dim: int = 64
+    sketch_dim: int = SKETCH_DIM
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -101,7 +101,8 @@ class WindowStats:
     tokens: int
     # losses[i] is the loss on make_batch(data_seed, account_id, epoch, i, batch_size) at the start state.
     losses: tuple[float, ...]
-    # Projection of the mean micro-batch gradient, seeded by sketch_seed(data_seed, account_id, epoch).
+    # One sketch per micro-batch, concatenated: step i's gradient projected (sketch_dim values) with the
+    # window's projection, seeded by sketch_seed(data_seed, account_id, epoch).
     sketch: tuple[float, ...]
     start_state_digest: bytes
     averaged: bool
@@ -225,7 +226,7 @@ class TrainingWorker:
     def _train(self, stop: threading.Event, max_windows: int | None) -> None:
         config, task, model, optimizer = self.config, self.task, self.model, self.optimizer
         windows_closed = 0
-        window = _Window.begin(optimizer.local_epoch, model)
+        window = _Window.begin(optimizer.local_epoch, model, config)
         while not stop.is_set() and (max_windows is None or windows_closed < max_windows):
             batch = task.make_batch(
                 config.data_seed, config.account_id, window.epoch, window.num_steps, config.batch_size_per_step
@@ -240,11 +241,11 @@ class TrainingWorker:
             if optimizer.state_loads != state_loads:
                 # We were out of sync: hivemind dropped our gradients and downloaded the swarm's state.
                 logger.info("window for epoch %d discarded: loaded state from peers", window.epoch)
-                window = _Window.begin(optimizer.local_epoch, model)
+                window = _Window.begin(optimizer.local_epoch, model, config)
             elif optimizer.local_epoch != window.epoch:
                 stats = self._close(window)
                 windows_closed += 1
-                window = _Window.begin(optimizer.local_epoch, model)
+                window = _Window.begin(optimizer.local_epoch, model, config)
                 if self._on_window is not None:
                     self._on_window(stats)
 
@@ -254,7 +255,6 @@ class TrainingWorker:
         if not outcome.succeeded:
             logger.info("epoch %d: trained on local gradients only (%s)", window.epoch, outcome.error)
         samples = window.num_steps * config.batch_size_per_step
-        seed = sketch_seed(config.data_seed, config.account_id, window.epoch)
         return WindowStats(
             epoch=window.epoch,
             account_id=config.account_id,
@@ -263,7 +263,7 @@ class TrainingWorker:
             samples=samples,
             tokens=samples * self.task.tokens_per_sample(),
             losses=tuple(window.losses),
-            sketch=tuple(gradient_sketch(window.mean_gradient(), seed, dim=config.sketch_dim)),
+            sketch=tuple(window.sketches),
             start_state_digest=window.start_digest,
             averaged=outcome.succeeded,
             groupmates=outcome.groupmates,
@@ -275,19 +275,21 @@ class TrainingWorker:
 
 
 class _Window:
-    """The window being accumulated: its losses and the running sum of its micro-batch gradients."""
+    """The window being accumulated: its losses and one gradient sketch per micro-batch."""
 
-    def __init__(self, epoch: int, start_digest: bytes) -> None:
+    def __init__(self, epoch: int, start_digest: bytes, projector: SketchProjector) -> None:
         self.epoch = epoch
         self.start_digest = start_digest
+        self.projector = projector
         self.losses: list[float] = []
-        self.grad_sums: list[torch.Tensor] | None = None
+        self.sketches: list[float] = []
         self.started_at = time.time()
         self.started_perf = time.perf_counter()
 
     @classmethod
-    def begin(cls, epoch: int, model: torch.nn.Module) -> _Window:
-        return cls(epoch, state_digest(model))
+    def begin(cls, epoch: int, model: torch.nn.Module, config: TrainingConfig) -> _Window:
+        seed = sketch_seed(config.data_seed, config.account_id, epoch)
+        return cls(epoch, state_digest(model), SketchProjector(seed, config.sketch_dim))
 
     @property
     def num_steps(self) -> int:
@@ -295,16 +297,8 @@ class _Window:
 
     @torch.no_grad()
     def add(self, loss: float, model: torch.nn.Module) -> None:
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
-        if self.grad_sums is None:
-            self.grad_sums = [g.detach().clone() for g in grads]
-        else:
-            for total, grad in zip(self.grad_sums, grads, strict=True):
-                total.add_(grad)
+        self.sketches.extend(self.projector.sketch(model))
         self.losses.append(loss)
-
-    def mean_gradient(self) -> list[torch.Tensor]:
-        return [total / self.num_steps for total in self.grad_sums or ()]
 
 
 class _TrainingOptimizer(Optimizer):

@@ -42,7 +42,7 @@ class Volunteer:
             origin=manifest.origin, manifest_id=manifest.manifest_id, account_id=self.account.account_id,
             peer_id=self.peer.peer_id, sequence=sequence, epoch=sequence if epoch is None else epoch,
             batch_size=batch_size, losses=[1.5] * steps, num_samples=steps * batch_size,
-            num_tokens=steps * batch_size, gradient_sketch=[0.1] * 64, state_digest=os.urandom(32),
+            num_tokens=steps * batch_size, gradient_sketch=[0.1] * 16 * steps, state_digest=os.urandom(32),
             averaging=AveragingRound(succeeded=False, failure="alone"), wall_time=2.0, device_class="cpu",
             started_at=now - 2.0)
         fields.update(overrides)

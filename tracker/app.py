@@ -11,6 +11,7 @@ import grpc
 from potluck.errors import ConfigError
 from potluck.keyfile import load_or_create_secret
 from potluck.manifest import SignedManifest
+from potluck.node.sketch import SKETCH_DIM
 from potluck.node.tasks import get_task
 from potluck.swarm_config import param_dict
 from potluck.tracker.accounts import Accounts
@@ -29,7 +30,6 @@ from potluck.tracker.writer import LedgerWriter
 
 logger = logging.getLogger(__name__)
 
-SKETCH_DIM = 64
 
 
 @dataclass(frozen=True, kw_only=True)

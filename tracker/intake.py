@@ -122,8 +122,9 @@ class ReportIntake:
         if report.num_tokens != report.num_samples * self.tokens_per_sample:
             raise Rejected("INVALID_ARGUMENT", f"num_tokens {report.num_tokens} is not num_samples x "
                                                f"{self.tokens_per_sample}")
-        if len(report.gradient_sketch) != self.sketch_dim:
-            raise Rejected("INVALID_ARGUMENT", f"expected a gradient sketch of {self.sketch_dim} values, got "
+        if len(report.gradient_sketch) != self.sketch_dim * len(report.losses):
+            raise Rejected("INVALID_ARGUMENT", f"expected {self.sketch_dim} sketch values per micro-batch "
+                                               f"({self.sketch_dim * len(report.losses)}), got "
                                                f"{len(report.gradient_sketch)}")
         if len(report.state_digest) != 32:
             raise Rejected("INVALID_ARGUMENT", "state_digest must be 32 bytes")

@@ -22,6 +22,7 @@ from potluck.proto.report_pb2 import Attestation, ContributionReport
 from potluck.proto.signing import PURPOSE_ATTESTATION, open_envelope
 from potluck.tracker.accounts import Accounts
 from potluck.tracker.credit_policy import CreditPolicy
+from potluck.tracker.recompute import pick_steps
 from potluck.tracker.verifier import Job, VerifierSpec, run_verifier
 from potluck.tracker.writer import LedgerWriter
 
@@ -86,7 +87,10 @@ class Verification:
         """A grant was logged: schedule its checks (or, with no verifier, let the policy vest on depth alone)."""
         account = report.account_id
         checked = self.process is not None
-        recompute = checked and self.policy.should_check(account, hashlib.sha256(envelope).digest())
+        digest = hashlib.sha256(envelope).digest()
+        steps = ()
+        if checked and self.policy.should_check(account, digest):
+            steps = tuple(pick_steps(self.policy.check_key, digest, len(report.losses)))
         entries = self.policy.on_grant(account, index, flops, checked=checked)
         try:
             check_attestations(report, self.accounts)
@@ -94,7 +98,7 @@ class Verification:
             entries += self.policy.on_check(account, index, passed=False, check="attestation", reason=str(e))
             checked = False
         if checked:
-            self.jobs.put(Job(index=index, envelope=envelope, recompute=recompute, queued_at=time.monotonic()))
+            self.jobs.put(Job(index=index, envelope=envelope, steps=steps, queued_at=time.monotonic()))
         await self._log(entries)
 
     def _read_verdicts(self) -> None:

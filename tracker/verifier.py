@@ -31,7 +31,8 @@ MAX_SNAPSHOTS = 8
 POLL_INTERVAL = 0.5
 MAX_JOB_WAIT = 120.0  # seconds a job may wait for the state it needs
 LOAD_STATE_TIMEOUT = 15.0
-OVERCLAIM_FACTOR = 2.0  # stage (b): claims beyond this multiple of the peer's own record fail
+OVERCLAIM_FACTOR = 2.0
+STEPS_ON_SUSPICION = 8  # stage (b): claims beyond this multiple of the peer's own record fail
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,7 +54,7 @@ class VerifierSpec:
 class Job:
     index: int  # ledger index of the grant
     envelope: bytes  # the report, as signed
-    recompute: bool  # stage (c) too, not just stage (b)
+    steps: tuple[int, ...]  # micro-batches to recompute (stage c); empty: stage (b) only
     queued_at: float
 
 
@@ -163,7 +164,7 @@ def _decide(job: Job, spec: VerifierSpec, task, checker, snapshots, progress: Pr
     verdict = {"index": job.index, "account_id": report.account_id, "passed": True, "check": "progress",
                "reason": "", "cpu_seconds": 0.0, "recomputed": False}
     suspicion = progress.suspicion(report)
-    if suspicion is None and not job.recompute:
+    if suspicion is None and not job.steps:
         return verdict
     snapshot = snapshots.get(report.state_digest)
     if snapshot is None:
@@ -174,7 +175,8 @@ def _decide(job: Job, spec: VerifierSpec, task, checker, snapshots, progress: Pr
     checker.load_state_dict(snapshot[1])
     started = time.process_time()
     try:
-        compare(report, recompute(task, checker, report, spec.data_seed))
+        steps = list(job.steps) or list(range(min(len(report.losses), STEPS_ON_SUSPICION)))
+        compare(report, recompute(task, checker, report, spec.data_seed, steps))
         passed, reason = True, ""
     except VerificationError as e:
         passed, reason = False, str(e) + (f"; and it {suspicion}" if suspicion else "")

@@ -10,7 +10,7 @@ import textwrap
 
 import torch
 
-from potluck.node.sketch import gradient_sketch, sketch_seed, state_digest
+from potluck.node.sketch import SKETCH_DIM, SketchProjector, gradient_sketch, sketch_seed, state_digest
 from potluck.node.tasks import get_task
 
 SEED = b"sketch seed"
@@ -95,3 +95,10 @@ def test_another_process_computes_the_same_sketch_and_digest():
     ours = gradient_sketch(torch.randn(40_000, generator=torch.Generator().manual_seed(7)), SEED)
     assert theirs["sketch"] == ours
     assert theirs["digest"] == state_digest(get_task("synthetic").build_model()).hex()
+
+
+def test_a_projector_reused_across_micro_batches_equals_fresh_sketches():
+    projector = SketchProjector(SEED, SKETCH_DIM)
+    for _ in range(3):
+        g = torch.randn(70_000)  # spans three chunks
+        assert projector.sketch(g) == gradient_sketch(g, SEED, dim=SKETCH_DIM)
