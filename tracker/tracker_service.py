@@ -34,6 +34,7 @@ from potluck.tracker.writer import LedgerWriter
 logger = logging.getLogger(__name__)
 
 SHARD_CHUNK_BYTES = 1024 * 1024
+MAX_REPORTS_IN_FLIGHT = 64  # per stream; a reporter sends its outbox in batches of up to 64
 
 
 class TrackerService(TrackerServicer):
@@ -70,8 +71,43 @@ class TrackerService(TrackerServicer):
         return pb.RegisterResponse(index=index)
 
     async def SubmitReports(self, request_iterator, context):
-        async for request in request_iterator:
-            yield await self.submit(request.report)
+        """Answer each report, in the order they came.
+
+        Up to MAX_REPORTS_IN_FLIGHT of a stream's reports are in progress at once (checked in order,
+        as they arrive), so a reporter's batch shares group commits instead of each report waiting
+        for the commit of the one before it.
+        """
+        answers: asyncio.Queue = asyncio.Queue()
+        slots = asyncio.Semaphore(MAX_REPORTS_IN_FLIGHT)
+
+        async def read() -> None:
+            try:
+                async for request in request_iterator:
+                    await slots.acquire()
+                    answers.put_nowait(asyncio.ensure_future(self.submit(request.report)))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the stream broke: answer what came before it, then fail as before
+                answers.put_nowait(e)
+            else:
+                answers.put_nowait(None)
+
+        reader, answer = asyncio.ensure_future(read()), None
+        try:
+            while (answer := await answers.get()) is not None:
+                if isinstance(answer, Exception):
+                    raise answer
+                # Shielded: a client that goes away does not cut a report short between commit and policy.
+                yield await asyncio.shield(answer)
+                slots.release()
+        finally:
+            reader.cancel()
+            # Reports already taken in finish on their own (an ack is only ever for a logged report);
+            # nobody awaits them any more, so their outcome is retrieved here.
+            left = [answer] + [answers.get_nowait() for _ in range(answers.qsize())]
+            for future in left:
+                if isinstance(future, asyncio.Future):
+                    future.add_done_callback(_retrieve)
 
     async def submit(self, envelope: bytes) -> pb.ReportAck:
         """Answer one report; concurrent copies of the same bytes share one answer."""
@@ -93,28 +129,31 @@ class TrackerService(TrackerServicer):
 
     async def _submit(self, envelope: bytes, key: bytes) -> pb.ReportAck:
         digest = hashlib.sha256(envelope).digest()
-        known = await asyncio.to_thread(self.ledger.store.find, [key])
-        if key in known:
-            return await self._accepted(digest, known[key], sequence=None)
+        # Checked before any await, so a stream's reports are checked in the order they came. A report
+        # already in the ledger never passes the check (its sequence is at or below its account's last),
+        # so the store is asked only about rejected reports: a logged one still gets its ack again.
         try:
             checked = self.intake.check(envelope)
         except Rejected as r:
+            known = await asyncio.to_thread(self.ledger.store.find, [key])
+            if key in known:
+                return await self._accepted(digest, known[key])
             return pb.ReportAck(report_sha256=digest, verdict=pb.ReportAck.REJECTED, code=r.code, reason=r.reason)
         report, policy = checked.report, self.manifest.manifest.credit_policy
         entry = grant_entry(origin=self.manifest.origin, report=envelope, account_id=report.account_id,
                             num_samples=report.num_samples, flops_per_sample=self.flops_per_sample,
                             policy_version=policy.version, flops_per_credit=policy.flops_per_credit,
                             logged_at_ms=_now_ms())
-        index = await self.writer.append(entry)
+        logged = await self.writer.append_with_receipt(entry)
         self.stats.record(report)
-        await self.verification.on_grant(index, envelope, report, entry.grant.flops)
-        return await self._accepted(digest, index, sequence=report.sequence)
+        await self.verification.on_grant(logged.index, envelope, report, entry.grant.flops)
+        if logged.receipt is None:
+            return await self._accepted(digest, logged.index, sequence=report.sequence)
+        return _ack(digest, logged.index, report.sequence, logged.receipt, logged.checkpoint)
 
-    async def _accepted(self, digest: bytes, index: int, sequence: int | None) -> pb.ReportAck:
+    async def _accepted(self, digest: bytes, index: int, sequence: int | None = None) -> pb.ReportAck:
         receipt = await asyncio.to_thread(self.ledger.receipt, index)
-        checkpoint = parse_receipt(receipt).checkpoint_note
-        return pb.ReportAck(report_sha256=digest, sequence=sequence or 0, verdict=pb.ReportAck.ACCEPTED, index=index,
-                            checkpoint=checkpoint, receipt=receipt)
+        return _ack(digest, index, sequence, receipt, parse_receipt(receipt).checkpoint_note)
 
     async def FetchShard(self, request, context):
         path = self.shards.get(request.sha256)
@@ -130,6 +169,16 @@ class TrackerService(TrackerServicer):
             origin=self.manifest.origin, epoch=stats.epoch, num_peers=len(self.accounts.account_of_peer),
             samples_per_second=stats.samples_per_second(), loss=stats.loss or 0.0, num_reports=stats.num_reports,
             tree_size=self.ledger.size)
+
+
+def _ack(digest: bytes, index: int, sequence: int | None, receipt: str, checkpoint: str) -> pb.ReportAck:
+    return pb.ReportAck(report_sha256=digest, sequence=sequence or 0, verdict=pb.ReportAck.ACCEPTED, index=index,
+                        checkpoint=checkpoint, receipt=receipt)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _now_ms() -> int:

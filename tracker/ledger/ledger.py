@@ -49,7 +49,12 @@ class Ledger:
     def __init__(self, store: LedgerStoreBase, *, origin: str, log_key: SigningKey):
         self.store, self.origin, self.log_key = store, origin, log_key
         self.verifier_key = verifier_key_text(origin, log_key.verify_key)
+        # `lock` guards the in-memory tree, balances and note; `append_lock` makes appends one at a time.
+        # An append commits to the store holding only `append_lock`, so proofs, receipts and balances
+        # (over committed entries, as before) are not held up by its fsync.
         self.lock = threading.RLock()
+        self.append_lock = threading.Lock()
+        self._appended: dict[int, bytes] = {}  # the last append's entry bytes, for its receipts
         started = time.monotonic()
         self.tree = MerkleTree.from_leaf_hashes(store.leaf_hashes())
         self.balances = Balances()
@@ -86,7 +91,7 @@ class Ledger:
         Idempotent: an entry carrying report or binding bytes that are already logged gets the
         index it was logged at, and nothing new is written.
         """
-        with self.lock:
+        with self.append_lock:
             keys = [dedup_key(entry) for entry in entries]
             known = self.store.find([k for k in keys if k is not None])
             indices, rows, decoded = [], [], []
@@ -109,10 +114,12 @@ class Ledger:
                     known[key] = index
             if rows:
                 self.store.insert(rows)
-                self._note = None
-                self.tree.extend(row.leaf_hash for row in rows)
-                for row, entry in zip(rows, decoded, strict=True):
-                    self.balances.apply(row.index, entry)
+                with self.lock:
+                    self._note = None
+                    self.tree.extend(row.leaf_hash for row in rows)
+                    for row, entry in zip(rows, decoded, strict=True):
+                        self.balances.apply(row.index, entry)
+                    self._appended = {row.index: row.data for row in rows}
             return indices
 
     def checkpoint(self) -> str:
@@ -145,13 +152,25 @@ class Ledger:
 
     def receipt(self, index: int) -> str:
         """A C2SP tlog-proof receipt proving entry `index` against the latest checkpoint."""
+        return self.receipts([index])[1][0]
+
+    def receipts(self, indices: Sequence[int]) -> tuple[str, list[str]]:
+        """Receipts for many entries against one checkpoint over every committed entry: (its note, receipts).
+
+        The entries of the latest append are proven without reading them back from the store.
+        """
         with self.lock:
             note = self.checkpoint()
             size = self.tree.size
-            if not 0 <= index < size:
-                raise LedgerRangeError(f"no entry {index} (the log has {size})")
-            (data,) = self.store.entries(index, index + 1)
-            return make_receipt(data, index, self.tree.inclusion_proof(index, size), note)
+            receipts = []
+            for index in indices:
+                if not 0 <= index < size:
+                    raise LedgerRangeError(f"no entry {index} (the log has {size})")
+                data = self._appended.get(index)
+                if data is None:
+                    (data,) = self.store.entries(index, index + 1)
+                receipts.append(make_receipt(data, index, self.tree.inclusion_proof(index, size), note))
+            return note, receipts
 
     def _check_range(self, start: int, end: int) -> None:
         if not 0 <= start <= end <= self.tree.size:

@@ -1,0 +1,64 @@
+"""Many reports on one stream are worked on together, yet answered as if one after another."""
+
+import hashlib
+import threading
+
+import pytest
+from swarmkit import Volunteer
+
+from potluck.proto import tracker_pb2 as pb
+from potluck.tracker.ledger import verify_receipt
+from potluck.tracker.ledger.entries import decode_entry
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def submit(tracker, reports):
+    return list(tracker.stub.SubmitReports(iter(pb.SubmitReportRequest(report=r) for r in reports), timeout=30))
+
+
+def registered(tracker, tmp_path):
+    volunteer = Volunteer.create(tmp_path)
+    tracker.stub.Register(pb.RegisterRequest(binding=volunteer.binding(tracker.manifest)), timeout=10)
+    return volunteer
+
+
+def test_a_long_stream_is_answered_in_order_with_replays_and_resends_as_one_by_one(tracker, tmp_path):
+    alice = registered(tracker, tmp_path)
+    reports = [alice.report(tracker.manifest, sequence) for sequence in range(1, 151)]
+    stale = alice.report(tracker.manifest, 40)  # new bytes, but a sequence already used when it comes
+    stream = reports[:100] + [reports[10], stale] + reports[100:]
+    acks = submit(tracker, stream)
+
+    assert [ack.report_sha256 for ack in acks] == [hashlib.sha256(r).digest() for r in stream]
+    resent, replay = acks[100], acks[101]
+    assert (resent.verdict, resent.index) == (pb.ReportAck.ACCEPTED, acks[10].index)
+    assert (replay.verdict, replay.code) == (pb.ReportAck.REJECTED, "ALREADY_EXISTS")
+    accepted = [ack for i, ack in enumerate(acks) if i not in (100, 101)]
+    assert [ack.sequence for ack in accepted] == list(range(1, 151))
+    for ack, report in zip(accepted, reports, strict=True):
+        assert ack.verdict == pb.ReportAck.ACCEPTED
+        index, entry, checkpoint = verify_receipt(ack.receipt, tracker.tracker.log_key)
+        assert index == ack.index < checkpoint.size and decode_entry(entry).grant.report == report
+        assert ack.checkpoint == ack.receipt.split("\n\n", 1)[1]
+    grants = [decode_entry(e) for e in tracker.tracker.ledger.entries(0, tracker.tracker.ledger.size)]
+    assert sum(e.WhichOneof("kind") == "grant" for e in grants) == 150
+
+
+def test_the_same_reports_on_concurrent_streams_are_logged_once(tracker, tmp_path):
+    bob = registered(tracker, tmp_path)
+    reports = [bob.report(tracker.manifest, sequence) for sequence in range(1, 41)]
+    answers = [None] * 4
+
+    def stream(i):
+        answers[i] = submit(tracker, reports)
+
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    indices = {tuple(ack.index for ack in acks) for acks in answers}
+    assert len(indices) == 1 and all(ack.verdict == pb.ReportAck.ACCEPTED for acks in answers for ack in acks)
+    entries = [decode_entry(e) for e in tracker.tracker.ledger.entries(0, tracker.tracker.ledger.size)]
+    assert sorted(e.grant.report for e in entries if e.WhichOneof("kind") == "grant") == sorted(reports)
