@@ -24,6 +24,9 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 
+demo: venv
+	$(BIN)/potluck demo
+
 proto: venv
 	$(BIN)/python -m potluck.proto.generate
 

@@ -2,7 +2,7 @@
 
 The gradient sketch is a random projection of the flattened gradient onto `dim` directions
 with entries +-1/sqrt(dim) (Achlioptas). The signs come from SHAKE-256 of the seed, chunk by chunk,
-so every platform draws the same signs; a window's chunks are kept while it lasts (8 bytes per
+so every platform draws the same signs; a window's chunks are kept while it lasts (4 bytes per
 parameter and direction). Each micro-batch's gradient gets its own sketch, so the verifier can
 check a few micro-batches, picked where the node cannot predict, instead of replaying a window.
 """
@@ -36,16 +36,17 @@ def sketch_seed(data_seed: bytes, account_id: str, epoch: int) -> bytes:
 class SketchProjector:
     """A fixed projection (from `seed`) applied to many gradients: one window's micro-batches.
 
-    The sign matrices are generated once per chunk and kept, so projecting each micro-batch's
-    gradient costs one matrix product, not a SHAKE-256 stream.
+    The sign matrices are generated once per chunk and kept (as float32, on the gradients' device),
+    so projecting a micro-batch's gradient costs one matrix-vector product per chunk.
     """
 
     def __init__(self, seed: bytes, dim: int = SKETCH_DIM):
         if dim <= 0:
             raise ValueError(f"dim must be positive (got {dim})")
         self.seed, self.dim = seed, dim
-        self._signs: dict[tuple[int, int], np.ndarray] = {}
+        self._signs: dict[tuple[int, int, torch.device], torch.Tensor] = {}
 
+    @torch.no_grad()
     def sketch(self, model_or_grads: torch.nn.Module | torch.Tensor | Iterable[torch.Tensor | None]) -> list[float]:
         """Project the flattened gradient onto `dim` seeded random directions.
 
@@ -60,12 +61,17 @@ class SketchProjector:
             tensors = [model_or_grads]
         else:
             tensors = [t for t in model_or_grads if t is not None]
-        result = np.zeros(self.dim, dtype=np.float64)
-        for chunk_index, chunk in enumerate(_chunks(tensors)):
-            key = (chunk_index, chunk.size)
+        result = torch.zeros(self.dim, dtype=torch.float64)
+        if not tensors:
+            return result.tolist()
+        flat = torch.cat([t.detach().reshape(-1).to(torch.float32) for t in tensors])
+        for chunk_index, start in enumerate(range(0, flat.numel(), _CHUNK_ELEMENTS)):
+            chunk = flat[start:start + _CHUNK_ELEMENTS]
+            key = (chunk_index, chunk.numel(), chunk.device)
             if key not in self._signs:
-                self._signs[key] = _sign_matrix(self.seed, chunk_index, chunk.size, self.dim)
-            result += chunk @ self._signs[key]
+                signs = _sign_matrix(self.seed, chunk_index, chunk.numel(), self.dim)
+                self._signs[key] = torch.from_numpy(signs.astype(np.float32)).to(chunk.device)
+            result += (chunk @ self._signs[key]).to(device="cpu", dtype=torch.float64)
         return (result / math.sqrt(self.dim)).tolist()
 
 
@@ -86,25 +92,6 @@ def state_digest(model: torch.nn.Module) -> bytes:
         values = param.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
         digest.update(values.astype("<f4", copy=False).tobytes())
     return digest.digest()
-
-
-def _chunks(tensors: list[torch.Tensor]) -> Iterable[np.ndarray]:
-    """The concatenation of the flattened tensors as float64 arrays of _CHUNK_ELEMENTS (the last shorter)."""
-    pending: list[np.ndarray] = []
-    pending_size = 0
-    for tensor in tensors:
-        flat = tensor.detach().to(device="cpu", dtype=torch.float64).reshape(-1).numpy()
-        start = 0
-        while start < flat.size:
-            take = min(_CHUNK_ELEMENTS - pending_size, flat.size - start)
-            pending.append(flat[start : start + take])
-            pending_size += take
-            start += take
-            if pending_size == _CHUNK_ELEMENTS:
-                yield np.concatenate(pending)
-                pending, pending_size = [], 0
-    if pending_size:
-        yield np.concatenate(pending)
 
 
 def _sign_matrix(seed: bytes, chunk_index: int, rows: int, dim: int) -> np.ndarray:

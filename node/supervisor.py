@@ -39,6 +39,7 @@ from potluck.tracker.ledger.entries import credits_text
 logger = logging.getLogger(__name__)
 
 GRACEFUL_STOP_TIMEOUT = 20.0
+FINISHED_EXIT_TIMEOUT = 10.0
 FLUSH_TIMEOUT = 5.0
 RESTART_BACKOFF = (1.0, 60.0)
 CREDITS_POLL_INTERVAL = 10.0
@@ -187,19 +188,19 @@ class Node:
             backoff = min(backoff * 2, RESTART_BACKOFF[1])
 
     def _follow_worker(self) -> bool:
-        """Handle the worker's events until it exits (or we are stopping); True if it finished its epochs."""
-        finished = False
+        """Handle the worker's events until it finishes its epochs (True), exits or we are stopping (False)."""
         while not self.stopping.is_set():
             event = self.worker.next_event(0.5)
             if event is None:
                 if self.worker.exited():
-                    return finished
+                    return False
                 continue
             kind, payload = event
             if kind == "done":
-                finished = True
-            else:
-                self._on_event(kind, payload)
+                # Its work is over; what is left is hivemind's shutdown, which can hang on a dead child.
+                self.worker.stop(FINISHED_EXIT_TIMEOUT, on_event=self._on_event)
+                return True
+            self._on_event(kind, payload)
         return False
 
     def _on_event(self, kind: str, payload) -> None:

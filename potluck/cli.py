@@ -73,6 +73,23 @@ def _register_groups() -> None:
 _register_groups()
 
 
+@app.command("demo")
+def demo(
+    nodes: int = typer.Option(3, "--nodes", help="How many volunteers join."),
+    epochs: int = typer.Option(4, "--epochs", help="Epochs each volunteer trains."),
+    keep: str | None = typer.Option(None, "--keep", help="Keep everything in this directory (default: a temp dir)."),
+) -> None:
+    """Run a whole swarm on this machine: a lead, volunteers, credits and an audit, in a few minutes."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from potluck.tracker.demo import run_demo
+
+    raise typer.Exit(run_demo(num_nodes=nodes, epochs=epochs, keep=Path(keep) if keep else None,
+                              console=Console()))
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="potluck")

@@ -25,15 +25,16 @@ PARENT_POLL_INTERVAL = 0.5
 class GroupProcess:
     """Runs `target(stop, events, *args)` in a forked child that leads its own process group.
 
-    `stop` is a multiprocessing Event the child should honour; `events` a queue to the parent.
+    `stop` is a `threading.Event` in the child, set when the parent asks it to stop (with SIGTERM:
+    a shared multiprocessing Event would deadlock the parent if the child were killed holding its
+    lock); `events` is a queue to the parent.
     """
 
     def __init__(self, target: Callable, *args, name: str):
         context = multiprocessing.get_context("fork")
-        self.stop_event = context.Event()
         self.events = context.Queue()
-        self.process = context.Process(target=_child_main, args=(target, self.stop_event, self.events, os.getpid(),
-                                                                 args), name=name, daemon=False)
+        self.process = context.Process(target=_child_main, args=(target, self.events, os.getpid(), args), name=name,
+                                       daemon=False)
 
     @property
     def pid(self) -> int | None:
@@ -68,7 +69,9 @@ class GroupProcess:
             return True
 
     def request_stop(self) -> None:
-        self.stop_event.set()
+        if self.process.pid is not None and not self.exited():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGTERM)
 
     def wait_exited(self, timeout: float, on_event: Callable | None = None) -> bool:
         deadline = time.monotonic() + timeout
@@ -95,10 +98,14 @@ class GroupProcess:
         self.kill()
 
 
-def _child_main(target: Callable, stop, events, parent_pid: int, args: tuple) -> None:
+def _child_main(target: Callable, events, parent_pid: int, args: tuple) -> None:
     os.setpgid(0, 0)
+    stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Processes forked from here (hivemind's DHT, averagers) would inherit that handler and survive
+    # hivemind's terminate(); multiprocessing's exit then joins them forever, and we never exit.
+    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     threading.Thread(target=_die_with_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
     target(stop, events, *args)
 

@@ -62,7 +62,8 @@ def _run_bootstrap_peer(stop, events, identity_path: str, host: str, port: int) 
         events.put(("failed", " ".join(str(e).split())[:300]))
         return
     events.put(("ready", [str(m) for m in dht.get_visible_maddrs()]))
-    stop.wait()
+    while not stop.wait(1.0):
+        pass
     dht.shutdown()
 
 

@@ -95,7 +95,11 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
             if global_epoch > max(averager.local_epoch, tried_epoch):
                 tried_epoch = global_epoch  # once per epoch: the swarm's peers have better things to do
                 # One attempt, bounded (Optimizer.load_state_from_peers retries forever once peers are gone).
-                averager.load_state_from_peers(timeout=LOAD_STATE_TIMEOUT)
+                try:
+                    averager.load_state_from_peers(timeout=LOAD_STATE_TIMEOUT)
+                except Exception as e:  # a peer that leaves mid-download sends a truncated state
+                    logger.warning("could not load the swarm's state for epoch %d: %s", global_epoch, e)
+                    continue
                 digest = state_digest(follower)
                 if digest not in snapshots:
                     snapshots[digest] = (averager.local_epoch, {k: v.clone() for k, v in follower.state_dict().items()})

@@ -43,10 +43,12 @@ def test_sketch_notices_a_small_change_and_roughly_preserves_distances():
 
 
 def test_sketch_is_linear():
-    a, b = gradient(seed=2).double(), gradient(seed=3).double()  # float64, so 2.5 * a + b rounds nothing
+    a, b = gradient(seed=2), gradient(seed=3)
     combined = gradient_sketch(2.5 * a + b, SEED)
     separate = [2.5 * x + y for x, y in zip(gradient_sketch(a, SEED), gradient_sketch(b, SEED), strict=True)]
-    assert all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) for x, y in zip(combined, separate, strict=True))
+    # Projections run in float32 (16x faster than float64 here): linear up to its rounding.
+    scale = max(abs(v) for v in combined)
+    assert all(math.isclose(x, y, rel_tol=1e-5, abs_tol=1e-5 * scale) for x, y in zip(combined, separate, strict=True))
 
 
 def test_sketch_does_not_depend_on_how_the_gradient_is_split_into_tensors():

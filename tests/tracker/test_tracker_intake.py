@@ -43,7 +43,7 @@ def test_accepted_reports_come_with_a_receipt_and_resends_get_the_same_ack(track
     (lambda t, v, o: v.report(t.manifest, 9, num_samples=999), "INVALID_ARGUMENT", "micro-batches"),
     (lambda t, v, o: v.report(t.manifest, 9, losses=[float("nan"), 1.0]), "INVALID_ARGUMENT", "finite"),
     (lambda t, v, o: v.report(t.manifest, 9, wall_time=1e-9), "INVALID_ARGUMENT", "not plausible"),
-    (lambda t, v, o: v.report(t.manifest, 9, steps=40, epoch=1), "INVALID_ARGUMENT", "target batch"),
+    (lambda t, v, o: v.report(t.manifest, 9, steps=80, batch_size=2000, epoch=1), "INVALID_ARGUMENT", "target batch"),
     (lambda t, v, o: b"\xff\xff\xff", "INVALID_ARGUMENT", "SignedEnvelope"),
 ])
 def test_bad_reports_are_rejected_with_a_status_and_the_tracker_stays_up(tracker, alice, tmp_path, make, code,
