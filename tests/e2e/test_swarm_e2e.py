@@ -1,0 +1,189 @@
+"""The whole system, as real processes on 127.0.0.1: `potluck swarm start`, three `potluck node join`,
+one of which has its worker group SIGKILLed mid-training, and a fourth that joins late. One scenario
+is run once; each test checks one thing a user would notice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from proctree import descendant_pids
+
+from potluck.audit.client import LedgerClient
+from potluck.node.identity import load_account_key
+from potluck.node.outbox import Outbox
+from potluck.proto.report_pb2 import ContributionReport
+from potluck.proto.signing import PURPOSE_ATTESTATION, PURPOSE_REPORT, open_envelope, parse_envelope
+from potluck.tracker.ledger import verify_receipt
+from potluck.tracker.ledger.entries import decode_entry
+from potluck.tracker.local_swarm import LocalSwarm
+
+SCENARIO_TIMEOUT = 900
+EPOCHS = 6
+LATE_EPOCHS = 2
+NODES = ("v1", "v2", "v3")
+LOSS_FALL = 2.0
+
+pytestmark = pytest.mark.timeout(SCENARIO_TIMEOUT)
+
+
+@dataclass
+class Scenario:
+    workdir: Path
+    codes: dict[str, int]
+    killed_at_epoch: int
+    late_joined_at_epoch: int
+    accounts: dict[str, str]  # node name -> account id
+    reports: dict[str, list[ContributionReport]] = field(default_factory=dict)
+    entries: list = field(default_factory=list)
+    balances: dict = field(default_factory=dict)
+    audit: object = None
+    log_key: str = ""
+    leftovers: list[int] = field(default_factory=list)
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(1.0)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory) -> Scenario:
+    workdir = tmp_path_factory.mktemp("e2e")
+    swarm = LocalSwarm(workdir, num_nodes=len(NODES))
+    try:
+        info = swarm.start()
+        for name in NODES:
+            swarm.start_node(name, max_epochs=EPOCHS)
+            time.sleep(1.0)
+        wait_until(lambda: swarm.status().epoch >= 2, 300, "epoch 2")
+        # SIGKILL one volunteer's worker group: its DHT, p2pd and averagers die at once, mid-training.
+        [worker] = swarm.nodes["v1"].worker_pids()
+        killed_at_epoch = swarm.status().epoch
+        os.killpg(worker, signal.SIGKILL)
+        wait_until(lambda: swarm.status().epoch >= killed_at_epoch + 1, 300, "the swarm to move on")
+        late_joined_at_epoch = swarm.status().epoch
+        swarm.start_node("late", max_epochs=LATE_EPOCHS)
+        codes = swarm.wait_nodes(600)
+        with LedgerClient(info["tracker"]) as client:
+            previous = None
+            for _ in range(12):  # let the verifier decide the last checks and the policy vest
+                balances = {b.account_id: b for b in client.balances().balances}
+                if balances == previous:
+                    break
+                previous = balances
+                time.sleep(5.0)
+            entries = [data for chunk in client.entries(0, client.balances().tree_size) for data in chunk]
+        audit = swarm.run_cli("audit", "verify", "--tracker", info["tracker"], "--log-key",
+                              str(swarm.state_dir / "log.pub"), "--state", str(workdir / "auditor"),
+                              home=workdir / "auditor", timeout=300)
+        accounts = {name: load_account_key(workdir / name / "account.key").account_id for name in swarm.nodes}
+        result = Scenario(workdir, codes, killed_at_epoch, late_joined_at_epoch, accounts, entries=entries,
+                          balances=balances, audit=audit, log_key=info["log_key"])
+        for name in swarm.nodes:
+            outbox = Outbox(workdir / name / "node" / "outbox.sqlite")
+            result.reports[name] = [_report(r.envelope) for r in outbox.reports()]
+            outbox.close()
+    finally:
+        swarm.stop()
+    result.leftovers = descendant_pids(os.getpid())
+    return result
+
+
+def _report(envelope: bytes) -> ContributionReport:
+    return ContributionReport.FromString(open_envelope(envelope, purpose=PURPOSE_REPORT,
+                                                       origin=parse_envelope(envelope).origin).payload)
+
+
+def test_every_volunteer_finishes_cleanly(scenario):
+    assert scenario.codes == {name: 0 for name in (*NODES, "late")}, scenario.workdir
+
+
+def test_nothing_is_left_running(scenario):
+    assert scenario.leftovers == []
+
+
+def test_averaging_rounds_succeed_and_groupmates_attest(scenario):
+    for name in NODES:
+        averaged = [r for r in scenario.reports[name] if r.averaging.succeeded]
+        assert averaged, f"{name} never averaged with anyone"
+        for report in averaged:
+            for envelope in report.averaging.attestations:
+                data = envelope.SerializeToString(deterministic=True)
+                opened = open_envelope(data, purpose=PURPOSE_ATTESTATION, origin=report.origin)
+                assert opened.signer.hex() in scenario.accounts.values()
+                assert opened.signer.hex() != report.account_id
+
+
+def test_parameters_agree_across_volunteers(scenario):
+    digests = defaultdict(set)  # epoch -> digests of the state the volunteers started it from
+    counts = defaultdict(int)
+    for name in NODES:
+        for report in scenario.reports[name]:
+            digests[report.epoch].add(report.state_digest)
+            counts[report.epoch] += 1
+    # After an averaged epoch, peers hold bit-identical parameters: one digest for several volunteers.
+    shared = [epoch for epoch in digests if counts[epoch] >= 2 and len(digests[epoch]) == 1]
+    assert len(shared) >= 2, {e: (counts[e], len(d)) for e, d in sorted(digests.items())}
+
+
+def test_loss_falls(scenario):
+    by_epoch = defaultdict(list)
+    for name in NODES:
+        for report in scenario.reports[name]:
+            by_epoch[report.epoch].append(statistics.mean(report.losses))
+    first, last = statistics.mean(by_epoch[min(by_epoch)]), statistics.mean(by_epoch[max(by_epoch)])
+    print(f"\nmean loss: epoch {min(by_epoch)} {first:.4f}, epoch {max(by_epoch)} {last:.4f} ({first / last:.1f}x)")
+    assert first / last >= LOSS_FALL
+
+
+def test_killed_worker_is_restarted_and_catches_up_while_others_go_on(scenario):
+    log = (scenario.workdir / "v1.log").read_text()
+    assert "restarting in" in log
+    epochs = [r.epoch for r in scenario.reports["v1"]]
+    assert len(epochs) == EPOCHS and max(epochs) > scenario.killed_at_epoch
+    for name in ("v2", "v3"):
+        assert max(r.epoch for r in scenario.reports[name]) > scenario.killed_at_epoch
+    after = [r for r in scenario.reports["v1"] if r.epoch > scenario.killed_at_epoch]
+    others = {r.state_digest for name in ("v2", "v3") for r in scenario.reports[name]}
+    assert any(r.state_digest in others for r in after), "the restarted volunteer never matched the swarm's state"
+
+
+def test_late_volunteer_starts_from_the_swarms_state(scenario):
+    late = scenario.reports["late"]
+    assert len(late) == LATE_EPOCHS and late[0].epoch >= scenario.late_joined_at_epoch
+    first_epoch_loss = statistics.mean(
+        statistics.mean(r.losses) for name in NODES for r in scenario.reports[name] if r.epoch == 0)
+    # A fresh model would start near the epoch-0 loss; one loaded from peers starts where the swarm is.
+    assert statistics.mean(late[0].losses) < first_epoch_loss / LOSS_FALL
+
+
+def test_credits_are_granted_and_vested_and_the_audit_passes(scenario):
+    assert scenario.audit.returncode == 0, scenario.audit.stdout + scenario.audit.stderr
+    for name in NODES:
+        balance = scenario.balances[scenario.accounts[name]]
+        assert balance.granted_flops > 0 and balance.vested_flops > 0, (name, balance)
+
+
+def test_no_honest_volunteer_is_penalized(scenario):
+    kinds = [decode_entry(data).WhichOneof("kind") for data in scenario.entries]
+    assert not {"strike", "forfeit", "ban"} & set(kinds), kinds
+
+
+def test_every_acknowledged_report_has_a_valid_receipt(scenario):
+    for name in scenario.accounts:
+        outbox = Outbox(scenario.workdir / name / "node" / "outbox.sqlite")
+        acked = outbox.reports("acked")
+        assert acked and not outbox.reports("queued")
+        for report in acked:
+            index, entry, _ = verify_receipt(report.receipt, scenario.log_key)
+            assert index == report.entry_index and decode_entry(entry).grant.report == report.envelope
+        outbox.close()
