@@ -26,6 +26,9 @@ class AccountCredit:
     escrow: dict[int, int] = field(default_factory=dict)  # grant index -> flops, oldest first
     accepted_after: dict[int, int] = field(default_factory=dict)  # grant index -> later accepted reports
     pending: set[int] = field(default_factory=set)  # grant indices whose check is not decided yet
+    # Grants drawn for recomputation that could not be recomputed (the verifier never saw their state):
+    # they wait until a later recomputation of the same account passes.
+    unproven: set[int] = field(default_factory=set)
     num_reports: int = 0
     num_passed_checks: int = 0
     scrutiny_left: int = 0  # reports still checked at rate 1 (new accounts, accounts with a strike)
@@ -71,17 +74,22 @@ class CreditPolicy:
         return self._vesting(account)
 
     def on_check(self, account_id: str, index: int, *, passed: bool, check: str, reason: str,
-                 recomputed: bool = False) -> list[LedgerEntry]:
+                 recomputed: bool = False, unverifiable: bool = False) -> list[LedgerEntry]:
         """A check on grant `index` was decided; returns the entries that follow from it.
 
-        Only a passed recomputation (`recomputed`) counts towards leaving scrutiny: a report that
-        could not be recomputed is no evidence either way.
+        Only a passed recomputation (`recomputed`) counts towards leaving scrutiny and proves the
+        grants before it; a report that could not be recomputed (`unverifiable`) is no evidence
+        either way, so it waits for a later one.
         """
         account = self.account(account_id)
         account.pending.discard(index)
+        if unverifiable:
+            account.unproven.add(index)
+            return self._vesting(account)
         if passed:
             if not recomputed:
                 return self._vesting(account)
+            account.unproven = {g for g in account.unproven if g > index}
             account.num_passed_checks += 1
             account.scrutiny_left = max(0, account.scrutiny_left - 1)
             if account.frozen:
@@ -138,13 +146,14 @@ class CreditPolicy:
         account.escrow.clear()
         account.accepted_after.clear()
         account.pending.clear()
+        account.unproven.clear()
         return [self._entry(forfeit=Forfeit(account_id=account.account_id, grant_indices=grants, flops=flops,
                                             reason=reason))]
 
     def _vesting(self, account: AccountCredit) -> list[LedgerEntry]:
         if account.frozen or account.banned:
             return []
-        horizon = min(account.pending, default=None)
+        horizon = min(account.pending | account.unproven, default=None)
         due = [g for g in sorted(account.escrow)
                if account.accepted_after[g] >= self.policy.escrow_depth and (horizon is None or g < horizon)]
         if not due:

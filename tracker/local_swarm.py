@@ -115,9 +115,9 @@ class LocalSwarm:
         return subprocess.run([self.potluck, *args], capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, "POTLUCK_HOME": str(home)}, stdin=subprocess.DEVNULL)
 
-    def _spawn(self, name: str, args: list[str], home: Path) -> Managed:
+    def _spawn(self, name: str, args: list[str], home: Path, program: list[str] | None = None) -> Managed:
         log = self.workdir / f"{name}.log"
-        popen = subprocess.Popen([self.potluck, *args], stdout=log.open("w"), stderr=subprocess.STDOUT,
+        popen = subprocess.Popen([*(program or [self.potluck]), *args], stdout=log.open("w"), stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, start_new_session=True,
                                  env={**os.environ, "POTLUCK_HOME": str(home)})
         return Managed(name, popen, log)
@@ -140,7 +140,9 @@ class LocalSwarm:
         self.info = json.loads(info_file.read_text())
         return self.info
 
-    def start_node(self, name: str, *, max_epochs: int | None = None, extra: tuple[str, ...] = ()) -> Managed:
+    def start_node(self, name: str, *, max_epochs: int | None = None, extra: tuple[str, ...] = (),
+                   program: list[str] | None = None) -> Managed:
+        """`potluck node join` as volunteer `name` (or `program` given the same arguments)."""
         home = self.workdir / name
         if not (home / "account.key").exists():
             self.run_cli("identity", "create", home=home).check_returncode()
@@ -149,7 +151,7 @@ class LocalSwarm:
                 "--batch-size", str(BATCH_SIZE), "--json-logs", *extra]
         if max_epochs is not None:
             args += ["--max-epochs", str(max_epochs)]
-        self.nodes[name] = self._spawn(name, args, home)
+        self.nodes[name] = self._spawn(name, args, home, program)
         return self.nodes[name]
 
     def status(self) -> pb.StatusResponse:

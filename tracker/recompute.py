@@ -28,7 +28,8 @@ LOSS_RTOL = 1e-3
 LOSS_ATOL = 1e-5
 # A micro-batch's sketch recomputed on the same state agrees to ~1e-6 of its norm.
 SKETCH_RTOL = 1e-2
-STEPS_PER_CHECK = 4
+STEPS_PER_CHECK = 4  # micro-batches recomputed for a sampled report
+STEPS_ON_SUSPICION = 8  # ... and for one whose claims the peer's own progress record contradicts
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,10 @@ class Recomputed:
 
 
 def pick_steps(check_key: bytes, report_sha256: bytes, num_steps: int, count: int = STEPS_PER_CHECK) -> list[int]:
-    """The micro-batches to recompute: distinct, drawn with the tracker's key from the report's hash."""
+    """The micro-batches to recompute: distinct, drawn with the tracker's key from the report's hash.
+
+    Any prefix of the list is itself such a draw, so a check can take as many as it needs.
+    """
     chosen: list[int] = []
     counter = 0
     while len(chosen) < min(count, num_steps):
@@ -48,7 +52,7 @@ def pick_steps(check_key: bytes, report_sha256: bytes, num_steps: int, count: in
         if step not in chosen:
             chosen.append(step)
         counter += 1
-    return sorted(chosen)
+    return chosen
 
 
 def recompute(task: TaskBase, model: torch.nn.Module, report: ContributionReport, data_seed: bytes,

@@ -22,7 +22,7 @@ from potluck.proto.report_pb2 import Attestation, ContributionReport
 from potluck.proto.signing import PURPOSE_ATTESTATION, open_envelope
 from potluck.tracker.accounts import Accounts
 from potluck.tracker.credit_policy import CreditPolicy
-from potluck.tracker.recompute import pick_steps
+from potluck.tracker.recompute import STEPS_ON_SUSPICION, pick_steps
 from potluck.tracker.verifier import Job, VerifierSpec, run_verifier
 from potluck.tracker.writer import LedgerWriter
 
@@ -89,9 +89,8 @@ class Verification:
         account = report.account_id
         checked = self.process is not None
         digest = hashlib.sha256(envelope).digest()
-        steps = ()
-        if checked and self.policy.should_check(account, digest):
-            steps = tuple(pick_steps(self.policy.check_key, digest, len(report.losses)))
+        sampled = checked and self.policy.should_check(account, digest)
+        steps = tuple(pick_steps(self.policy.check_key, digest, len(report.losses), STEPS_ON_SUSPICION))
         entries = self.policy.on_grant(account, index, flops, checked=checked)
         try:
             check_attestations(report, self.accounts)
@@ -99,7 +98,8 @@ class Verification:
             entries += self.policy.on_check(account, index, passed=False, check="attestation", reason=str(e))
             checked = False
         if checked:
-            self.jobs.put(Job(index=index, envelope=envelope, steps=steps, queued_at=time.monotonic()))
+            self.jobs.put(Job(index=index, envelope=envelope, steps=steps, sampled=sampled,
+                              queued_at=time.monotonic()))
         await self._log(entries)
 
     def _read_verdicts(self) -> None:
@@ -119,7 +119,8 @@ class Verification:
                            verdict["reason"])
         entries = self.policy.on_check(verdict["account_id"], verdict["index"], passed=passed is not False,
                                        check=verdict["check"], reason=verdict["reason"],
-                                       recomputed=bool(passed) and verdict["recomputed"])
+                                       recomputed=bool(passed) and verdict["recomputed"],
+                                       unverifiable=passed is None)
         await self._log(entries)
 
     async def _log(self, entries: list[LedgerEntry]) -> None:

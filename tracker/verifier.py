@@ -31,8 +31,7 @@ MAX_SNAPSHOTS = 8
 POLL_INTERVAL = 0.5
 MAX_JOB_WAIT = 120.0  # seconds a job may wait for the state it needs
 LOAD_STATE_TIMEOUT = 15.0
-OVERCLAIM_FACTOR = 2.0
-STEPS_ON_SUSPICION = 8  # stage (b): claims beyond this multiple of the peer's own record fail
+OVERCLAIM_FACTOR = 2.0  # stage (b): claims beyond this multiple of the peer's own record fail
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,7 +53,8 @@ class VerifierSpec:
 class Job:
     index: int  # ledger index of the grant
     envelope: bytes  # the report, as signed
-    steps: tuple[int, ...]  # micro-batches to recompute (stage c); empty: stage (b) only
+    steps: tuple[int, ...]  # micro-batches the tracker drew for recomputation, most telling first
+    sampled: bool  # drawn for stage (c); otherwise stage (b) only, unless it raises suspicion
     queued_at: float
 
 
@@ -161,14 +161,14 @@ def _drain(jobs) -> list[Job]:
 
 def _decide(job: Job, spec: VerifierSpec, task, checker, snapshots, progress: ProgressBook) -> dict | None:
     """A verdict for the job, or None while the state it needs may still arrive."""
-    from potluck.tracker.recompute import compare, recompute
+    from potluck.tracker.recompute import STEPS_PER_CHECK, compare, recompute
 
     report = ContributionReport.FromString(open_envelope(job.envelope, purpose=PURPOSE_REPORT,
                                                          origin=spec.origin).payload)
     verdict = {"index": job.index, "account_id": report.account_id, "passed": True, "check": "progress",
                "reason": "", "cpu_seconds": 0.0, "recomputed": False}
     suspicion = progress.suspicion(report)
-    if suspicion is None and not job.steps:
+    if suspicion is None and not job.sampled:
         return verdict
     snapshot = snapshots.get(report.state_digest)
     if snapshot is None:
@@ -179,7 +179,8 @@ def _decide(job: Job, spec: VerifierSpec, task, checker, snapshots, progress: Pr
     checker.load_state_dict(snapshot[1])
     started = time.process_time()
     try:
-        steps = list(job.steps) or list(range(min(len(report.losses), STEPS_ON_SUSPICION)))
+        # A suspicious claim gets all the drawn micro-batches: a padded window hides few real ones.
+        steps = list(job.steps) if suspicion else list(job.steps[:STEPS_PER_CHECK])
         compare(report, recompute(task, checker, report, spec.data_seed, steps))
         passed, reason = True, ""
     except VerificationError as e:

@@ -1,0 +1,63 @@
+"""A volunteer that cheats: `potluck node join`, with its reports (or its training) doctored.
+
+Run as `python cheater.py MODE CHEAT_AFTER node join ARGS…`: it behaves honestly for its first
+CHEAT_AFTER reports, then:
+  triple     claims three times the micro-batches it trained (real claims, repeated);
+  fake       reports made-up losses (within the honest range) and made-up gradient sketches;
+  freerider  runs hivemind (progress records, averaging) but never computes a gradient: it
+             reports honest forward losses and the sketches of the zero gradients it sends.
+"""
+
+import random
+import sys
+from dataclasses import replace
+
+import torch
+
+from potluck.cli import main
+from potluck.node import supervisor, training
+from potluck.node.training import WindowStats
+
+MODE, CHEAT_AFTER = sys.argv[1], int(sys.argv[2])
+sys.argv = [sys.argv[0], *sys.argv[3:]]
+honest_on_window = supervisor.Node._on_window
+
+
+def doctored(stats: WindowStats) -> WindowStats:
+    rng = random.Random(stats.epoch)
+    if MODE == "triple":
+        return replace(stats, samples=3 * stats.samples, tokens=3 * stats.tokens, losses=stats.losses * 3,
+                       sketch=stats.sketch * 3)
+    if MODE == "fake":
+        low, high = min(stats.losses), max(stats.losses)
+        scale = max(abs(v) for v in stats.sketch)
+        return replace(stats, losses=tuple(rng.uniform(low, high) for _ in stats.losses),
+                       sketch=tuple(rng.uniform(-scale, scale) for _ in stats.sketch))
+    return stats
+
+
+def on_window(self, stats: WindowStats) -> None:
+    if self.windows_done >= CHEAT_AFTER:
+        stats = doctored(stats)
+    honest_on_window(self, stats)
+
+
+if MODE == "freerider":
+    honest_make_optimizer = training.TrainingWorker._make_optimizer
+
+    def make_optimizer(self):
+        params = list(self.model.parameters())
+
+        def backward(tensor, *args, **kwargs):  # no gradient is ever computed: zeros go to averaging
+            for param in params:
+                param.grad = torch.zeros_like(param)
+
+        torch.Tensor.backward = backward
+        return honest_make_optimizer(self)
+
+    training.TrainingWorker._make_optimizer = make_optimizer
+else:
+    supervisor.Node._on_window = on_window
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Cheaters are caught, as real processes in a real swarm: one honest volunteer and three cheaters
+(tests/e2e/cheater.py), then forged, replayed and foreign reports sent straight to the tracker.
+
+Detection arithmetic, with this swarm's policy (new_account_checks = 2, sampling_rate = 0.1):
+
+* `fake` (made-up losses and sketches) and `freerider` (never computes a gradient) cheat from their
+  first report. A new account's reports are all recomputed (4 drawn micro-batches each; every one
+  of them is fake), so the first report is a strike, the second a confirmed cheat that forfeits
+  the escrow, the third a ban: detection within 1 report, forfeit within 2.
+* `triple` is honest for 3 reports: its first 2 are recomputed and pass, which drops it to the
+  default rate of 0.1. Then it claims three times its work. Its own hivemind progress record shows
+  a third of the claim, which is suspicion: the report is recomputed on 8 drawn micro-batches,
+  each one a padded (fake) micro-batch with probability 2/3, so a padded window escapes with
+  probability (1/3)^8 < 2e-4. Expected: a strike on each cheating report, forfeit by the 2nd.
+  (Without stage b it would take 1/0.1 = 10 reports per strike on average.)
+
+No cheating report's grant may ever vest.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+from proctree import descendant_pids
+from swarmkit import Volunteer, make_manifest
+
+from potluck.audit.client import LedgerClient
+from potluck.manifest import verify_manifest
+from potluck.node.binding import load_or_create_peer_identity
+from potluck.node.identity import load_account_key
+from potluck.node.outbox import Outbox
+from potluck.proto import tracker_pb2 as pb
+from potluck.proto.tracker_pb2_grpc import TrackerStub
+from potluck.tracker.ledger.entries import decode_entry
+from potluck.tracker.local_swarm import LocalSwarm, local_swarm_config
+
+CHEATER = str(Path(__file__).with_name("cheater.py"))
+EPOCHS = 6
+TRIPLE_HONEST_REPORTS = 3
+PLAYERS = {"honest": None, "fake": 0, "freerider": 0, "triple": TRIPLE_HONEST_REPORTS}
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@dataclass
+class Outcome:
+    accounts: dict[str, str]
+    grants: dict[str, dict[int, int]] = field(default_factory=dict)  # name -> {sequence: ledger index}
+    entries: list = field(default_factory=list)
+    direct: dict[str, pb.ReportAck] = field(default_factory=dict)
+    size_before_direct: int = 0
+    size_after_direct: int = 0
+    leftovers: list[int] = field(default_factory=list)
+    codes: dict[str, int] = field(default_factory=dict)
+    workdir: Path | None = None
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory) -> Outcome:
+    workdir = tmp_path_factory.mktemp("cheaters")
+    swarm = LocalSwarm(workdir, config_text=local_swarm_config("cheaters", num_nodes=len(PLAYERS)))
+    try:
+        info = swarm.start()
+        for name, cheat_after in PLAYERS.items():
+            program = None if cheat_after is None else [sys.executable, CHEATER, name, str(cheat_after)]
+            swarm.start_node(name, max_epochs=EPOCHS, program=program)
+            time.sleep(1.0)
+        codes = swarm.wait_nodes(700)
+        time.sleep(15.0)  # the verifier's last verdicts
+        result = Outcome(accounts={n: load_account_key(workdir / n / "account.key").account_id for n in PLAYERS},
+                         codes=codes, workdir=workdir)
+        with grpc.insecure_channel(info["tracker"]) as channel:
+            stub = TrackerStub(channel)
+            result.size_before_direct = stub.GetStatus(pb.StatusRequest(), timeout=10).tree_size
+            result.direct = _direct_cheats(stub, workdir, tmp_path_factory.mktemp("elsewhere"))
+            result.size_after_direct = stub.GetStatus(pb.StatusRequest(), timeout=10).tree_size
+        for name in PLAYERS:
+            outbox = Outbox(workdir / name / "node" / "outbox.sqlite")
+            result.grants[name] = {r.sequence: r.entry_index for r in outbox.reports("acked")}
+            outbox.close()
+        with LedgerClient(info["tracker"]) as client:
+            result.entries = [decode_entry(d) for chunk in client.entries(0, result.size_after_direct) for d in chunk]
+    finally:
+        swarm.stop()
+    result.leftovers = descendant_pids(os.getpid())
+    return result
+
+
+def _direct_cheats(stub: TrackerStub, workdir: Path, elsewhere: Path) -> dict[str, pb.ReportAck]:
+    """Reports a cheater sends itself: a replay, one signed by another key, one for another swarm."""
+    manifest = verify_manifest(stub.GetManifest(pb.GetManifestRequest(), timeout=10).signed_manifest)
+    honest = Volunteer(load_account_key(workdir / "honest" / "account.key"),
+                       load_or_create_peer_identity(workdir / "honest" / "node" / "peer.key"))
+    mallory = load_account_key(workdir / "fake" / "account.key")
+    outbox = Outbox(workdir / "honest" / "node" / "outbox.sqlite")
+    last = max(report.sequence for report in outbox.reports())
+    outbox.close()
+    other_swarm = make_manifest(elsewhere)
+    reports = {
+        "replay": honest.report(manifest, last, epoch=0),  # a different report reusing a logged sequence
+        "another key": honest.report(manifest, last + 1, signer=mallory),
+        "another swarm": honest.report(other_swarm, last + 1),
+    }
+    return {name: next(stub.SubmitReports(iter([pb.SubmitReportRequest(report=r)]), timeout=30))
+            for name, r in reports.items()}
+
+
+def _kinds_by_account(outcome: Outcome) -> dict[str, list]:
+    found = defaultdict(list)
+    for entry in outcome.entries:
+        kind = entry.WhichOneof("kind")
+        if kind in ("strike", "forfeit", "ban", "vest"):
+            found[getattr(entry, kind).account_id].append(entry)
+    return found
+
+
+def vested_indices(outcome: Outcome, name: str) -> set[int]:
+    return {i for e in _kinds_by_account(outcome)[outcome.accounts[name]] if e.WhichOneof("kind") == "vest"
+            for i in e.vest.grant_indices}
+
+
+def test_everyone_ran_and_nothing_is_left(outcome):
+    assert set(outcome.codes) == set(PLAYERS) and outcome.leftovers == []
+
+
+def test_the_honest_volunteer_is_not_penalized_and_vests(outcome):
+    entries = _kinds_by_account(outcome)[outcome.accounts["honest"]]
+    assert [e.WhichOneof("kind") for e in entries if e.WhichOneof("kind") != "vest"] == []
+    assert vested_indices(outcome, "honest")
+
+
+@pytest.mark.parametrize("name", ["fake", "freerider"])
+def test_cheating_from_the_start_is_struck_forfeited_and_never_vests(outcome, name):
+    entries = _kinds_by_account(outcome)[outcome.accounts[name]]
+    kinds = [e.WhichOneof("kind") for e in entries]
+    strikes = [e.strike for e in entries if e.WhichOneof("kind") == "strike"]
+    assert strikes and strikes[0].check == "recompute" and "micro-batch" in strikes[0].reason, kinds
+    first = sorted(outcome.grants[name].values())
+    assert strikes[0].report_index == first[0]  # caught on its very first report
+    assert "forfeit" in kinds and kinds.index("forfeit") <= kinds.index("strike") + 2
+    assert vested_indices(outcome, name) == set()
+
+
+def test_tripled_claims_after_the_default_rate_are_caught_and_never_vest(outcome):
+    entries = _kinds_by_account(outcome)[outcome.accounts["triple"]]
+    strikes = [e.strike for e in entries if e.WhichOneof("kind") == "strike"]
+    cheating = {index for seq, index in outcome.grants["triple"].items() if seq > TRIPLE_HONEST_REPORTS}
+    assert strikes and all(s.report_index in cheating for s in strikes)
+    assert any("progress record" in s.reason for s in strikes)  # stage b raised the alarm
+    assert "forfeit" in [e.WhichOneof("kind") for e in entries]
+    assert vested_indices(outcome, "triple") & cheating == set()
+
+
+@pytest.mark.parametrize(("name", "code"), [("replay", "ALREADY_EXISTS"), ("another key", "UNAUTHENTICATED"),
+                                            ("another swarm", "FAILED_PRECONDITION")])
+def test_forged_and_replayed_reports_are_rejected_and_logged_nowhere(outcome, name, code):
+    ack = outcome.direct[name]
+    assert (ack.verdict, ack.code) == (pb.ReportAck.REJECTED, code), ack
+    assert outcome.size_after_direct == outcome.size_before_direct
