@@ -10,9 +10,10 @@ from collections.abc import Iterator
 
 import grpc
 
-from potluck.errors import ConfigError, PotluckError, VerificationError
+from potluck.errors import PotluckError, VerificationError
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.tracker_pb2_grpc import LedgerStub
+from potluck.swarm_config import check_host_port
 
 __all__ = ["DEFAULT_RPC_TIMEOUT", "ENTRIES_PER_REQUEST", "LedgerClient", "TrackerError", "check_address"]
 
@@ -38,10 +39,7 @@ class TrackerError(PotluckError):
 
 def check_address(address: str) -> str:
     """`HOST:PORT` or raise `ConfigError`."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"--tracker {address!r}: expected HOST:PORT")
-    return address
+    return check_host_port(address, "--tracker")
 
 
 class LedgerClient:

@@ -9,13 +9,12 @@ the tracker rejects is kept, with the reason, for the volunteer to see; it is no
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from potluck.errors import ConfigError
+from potluck.durable_sqlite import open_durable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
@@ -53,14 +52,7 @@ class Outbox:
     """A SQLite file (WAL, synchronous=FULL) shared by the node's reporter and its training loop."""
 
     def __init__(self, path: Path):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as e:
-            raise ConfigError(f"{path}: cannot open the outbox ({e})") from None
+        self.db = open_durable(path, SCHEMA, "the outbox")
         self.path = path
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)

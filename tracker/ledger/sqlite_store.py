@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from potluck.errors import ConfigError
+from potluck.durable_sqlite import open_durable
 from potluck.tracker.ledger.store import LedgerStoreBase, StoredEntry, batched
 
 SCHEMA = """
@@ -27,15 +26,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 class SqliteStore(LedgerStoreBase):
     def __init__(self, path: Path):
         path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-            # WAL + FULL: a commit returns only after the log is fsynced, so an ack is never lost.
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as e:
-            raise ConfigError(f"{path}: cannot open the ledger database ({e})") from None
+        # A commit returns only after the log is fsynced, so an acknowledged append is never lost.
+        self.db = open_durable(path, SCHEMA, "the ledger database")
         self.path = path
         self.lock = threading.Lock()
 
