@@ -71,7 +71,7 @@ def test_compare_file_that_is_not_a_checkpoint(tracker, log40, tmp_path):
 def test_bad_tracker_address(tracker, tmp_path):
     err = one_line_error(["audit", "verify", "--tracker", "localhost", "--log-key", tracker.verifier_key,
                           "--state", str(tmp_path / "s")])
-    assert "--tracker 'localhost': expected HOST:PORT" in err
+    assert "--tracker: must be HOST:PORT with a port from 1 to 65535 (got 'localhost')" in err
 
 
 def test_receipt_index_beyond_the_log(tracker, log40, tmp_path):
