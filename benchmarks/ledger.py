@@ -29,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+from baseline import best_of, ed25519_verifications_per_s
 from nacl.signing import SigningKey
 
 from potluck.audit import AuditConfig, Replay, verify_log
@@ -50,24 +51,6 @@ TARGETS = {  # minimum ratio to Ed25519 verifications/s on one core
     "inclusion_verifications_per_s": 3.0,
     "audit_replay_entries_per_s": 0.8,
 }
-
-
-def best_of(repeat: int, measure, *args, **kwargs) -> float:
-    return max(measure(*args, **kwargs) for _ in range(repeat))
-
-
-def ed25519_verifications_per_s(seconds: float) -> float:
-    """The baseline: PyNaCl verifying one ~300-byte message (a report's size) in a loop, one core."""
-    key = SigningKey(b"\x01" * 32)
-    message = os.urandom(300)
-    signature = key.sign(message).signature
-    verify_key = key.verify_key
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        for _ in range(1000):
-            verify_key.verify(message, signature)
-        count += 1000
-    return count / elapsed
 
 
 def signed_grants(num_entries: int, num_accounts: int = 100) -> list:

@@ -42,10 +42,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from nacl.signing import SigningKey
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from baseline import best_of, ed25519_verifications_per_s
 from swarmkit import Volunteer  # noqa: E402  (the tests' volunteer: bound identities, valid signed reports)
 
 from potluck.manifest import read_manifest_file, sign_manifest, verify_manifest  # noqa: E402
@@ -60,24 +59,6 @@ RPC_TIMEOUT = 120.0
 # Sizes of a real ack's receipt and checkpoint for these reports (an ack is ~2.6 KB on the wire).
 ECHO_RECEIPT_CHARS, ECHO_CHECKPOINT_CHARS = 2300, 200
 SMALL_WINDOW = 8  # micro-batches in the window of a node with a small share of the epoch
-
-
-def best_of(repeat: int, measure, *args, **kwargs) -> float:
-    return max(measure(*args, **kwargs) for _ in range(repeat))
-
-
-def ed25519_verifications_per_s(seconds: float) -> float:
-    """The baseline: PyNaCl verifying one ~300-byte message in a loop, one core (as benchmarks/ledger.py)."""
-    key = SigningKey(b"\x01" * 32)
-    message = os.urandom(300)
-    signature = key.sign(message).signature
-    verify_key = key.verify_key
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        for _ in range(1000):
-            verify_key.verify(message, signature)
-        count += 1000
-    return count / elapsed
 
 
 # --- the tracker, in a process of its own ---------------------------------------------------------------
