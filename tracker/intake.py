@@ -33,6 +33,25 @@ EPOCH_OVERSHOOT = 2.0
 PEAK_FLOPS = {"cpu": 1e13, "cuda": 2e15, "mps": 1e14}
 
 
+# Honest nodes report once per window (seconds to minutes); a burst of resends after an outage is
+# allowed, a flood is not.
+RATE_BURST = 256  # reports an account may send at once
+RATE_PER_SECOND = 2.0  # sustained reports per second per account
+
+
+class TokenBucket:
+    def __init__(self, now: float):
+        self.tokens, self.updated = float(RATE_BURST), now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(RATE_BURST, self.tokens + (now - self.updated) * RATE_PER_SECOND)
+        self.updated = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
 class Rejected(Exception):
     """A report that is not logged; `code` is the gRPC status name that fits."""
 
@@ -57,11 +76,17 @@ class ReportIntake:
         self.flops_per_sample, self.tokens_per_sample, self.sketch_dim = flops_per_sample, tokens_per_sample, sketch_dim
         self.swarm_epoch, self.clock = swarm_epoch, clock
         self.lock = threading.Lock()
+        self.buckets: dict[str, TokenBucket] = {}
 
     def check(self, envelope: bytes) -> CheckedReport:
         """Check a report and reserve its sequence number; raise `Rejected`."""
         report = self._open(envelope)
         with self.lock:
+            now = time.monotonic()
+            bucket = self.buckets.setdefault(report.account_id, TokenBucket(now))
+            if not bucket.take(now):
+                raise Rejected("RESOURCE_EXHAUSTED", f"account {report.account_id[:12]} sends more than "
+                                                     f"{RATE_PER_SECOND:g} reports/s; slow down")
             self._check_account(report)
             self._check_claims(report)
             self.accounts.record_report(report)  # reserves the sequence and the epoch's samples

@@ -87,3 +87,13 @@ def test_manifest_and_log_key_are_served(tracker):
     response = tracker.stub.GetManifest(pb.GetManifestRequest(), timeout=10)
     assert response.signed_manifest == tracker.manifest.envelope
     assert response.log_key == tracker.tracker.log_key
+
+
+def test_an_account_over_its_rate_limit_gets_resource_exhausted(tracker, alice):
+    from potluck.tracker.intake import RATE_BURST
+
+    reports = [alice.report(tracker.manifest, sequence) for sequence in range(1, 2 * RATE_BURST + 1)]
+    codes = [ack.code for ack in submit(tracker, *reports)]
+    assert codes[:RATE_BURST] == [""] * RATE_BURST  # a burst (say, after an outage) is fine
+    # Then the bucket refills at RATE_PER_SECOND: on a busy machine a few more get through.
+    assert set(codes[RATE_BURST:]) == {"", "RESOURCE_EXHAUSTED"} and codes.count("RESOURCE_EXHAUSTED") > 100
