@@ -97,3 +97,17 @@ def test_two_strikes_forfeit_the_escrow_and_a_third_bans():
     later = log.grant(checked=True)
     assert log.check(later, passed=False) == ["strike", "forfeit", "ban"]
     assert log.alice.banned and log.alice.vested_flops == 0
+
+
+def test_an_unverifiable_check_holds_vesting_until_a_later_recomputation_passes():
+    log = Log()
+    first = log.grant(checked=True)
+    later = [log.grant(checked=True) for _ in range(3)]
+    decisions = log.policy.on_check(ALICE, first, passed=True, check="recompute", reason="no state",
+                                    unverifiable=True)
+    for index in later[:2]:
+        decisions += log.policy.on_check(ALICE, index, passed=True, check="progress", reason="")
+    assert decisions == []  # deep enough and decided, but nothing proves the first grant yet
+    for entry in log.policy.on_check(ALICE, later[2], passed=True, check="recompute", reason="", recomputed=True):
+        log.append(entry)
+    assert log.alice.vested_flops == 10 * 100  # the first grant has the escrow depth (3) of later ones

@@ -138,4 +138,4 @@ def test_picked_steps_are_distinct_keyed_and_in_range():
     steps = pick_steps(b"k" * 32, digest, 100)
     assert len(set(steps)) == 4 and all(0 <= s < 100 for s in steps)
     assert steps == pick_steps(b"k" * 32, digest, 100) != pick_steps(b"x" * 32, digest, 100)
-    assert pick_steps(b"k" * 32, digest, 2) == [0, 1]
+    assert sorted(pick_steps(b"k" * 32, digest, 2)) == [0, 1]

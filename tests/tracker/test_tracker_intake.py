@@ -96,4 +96,4 @@ def test_an_account_over_its_rate_limit_gets_resource_exhausted(tracker, alice):
     codes = [ack.code for ack in submit(tracker, *reports)]
     assert codes[:RATE_BURST] == [""] * RATE_BURST  # a burst (say, after an outage) is fine
     # Then the bucket refills at RATE_PER_SECOND: on a busy machine a few more get through.
-    assert set(codes[RATE_BURST:]) == {"", "RESOURCE_EXHAUSTED"} and codes.count("RESOURCE_EXHAUSTED") > 100
+    assert set(codes[RATE_BURST:]) <= {"", "RESOURCE_EXHAUSTED"} and codes.count("RESOURCE_EXHAUSTED") > 100
