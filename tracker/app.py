@@ -41,6 +41,7 @@ class TrackerConfig:
     listen: str  # HOST:PORT; port 0 picks a free one
     shards: dict[str, Path] = field(default_factory=dict)  # dataset shards it serves, by sha256
     verify: bool = True  # run the verifier (stages b and c); without it grants vest on escrow depth alone
+    checkpoint_every: int = 5  # the verifier saves the swarm's model to state_dir/checkpoints this often
 
 
 class Tracker:
@@ -110,5 +111,6 @@ def _verifier_spec(m, config: TrackerConfig) -> VerifierSpec:
         task_name=m.task.name, task_params=param_dict(m.task),
         shards=tuple((sha, path.read_bytes()) for sha, path in config.shards.items()),
         target_batch_size=m.hivemind.target_batch_size, learning_rate=m.hivemind.learning_rate,
-        matchmaking_time=m.hivemind.matchmaking_time, averaging_timeout=m.hivemind.averaging_timeout)
+        matchmaking_time=m.hivemind.matchmaking_time, averaging_timeout=m.hivemind.averaging_timeout,
+        checkpoint_dir=str(config.state_dir / "checkpoints"), checkpoint_every=config.checkpoint_every)
 

@@ -111,14 +111,17 @@ def swarm_start(
     dht_port: int = typer.Option(31337, "--dht-port", help="TCP port of the bootstrap DHT peer."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the manifest's dataset shards are."),
     identity: Path | None = typer.Option(None, "--identity", help="Lead's key (default: $POTLUCK_HOME/account.key)."),
+    checkpoint_every: int = typer.Option(5, "--checkpoint-every", help="Save the swarm's model every N epochs."),
 ) -> None:
-    """Start a swarm: bootstrap DHT peer, tracker and credit ledger. Ctrl-C stops it."""
+    """Start a swarm: bootstrap DHT peer, tracker, verifier and credit ledger. Ctrl-C stops it."""
     from potluck.logs import setup_logging
     from potluck.tracker.lead import SwarmStartConfig, run_swarm
 
     setup_logging()
     if not 1 <= dht_port <= 65535:
         raise ConfigError(f"--dht-port: must be from 1 to 65535 (got {dht_port})")
+    if checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every: must be a positive integer (got {checkpoint_every})")
     if listen.endswith(":0"):
         raise ConfigError(f"--listen: volunteers need a fixed port (got {listen!r})")
     manifest = load_swarm_config(config)
@@ -131,7 +134,8 @@ def swarm_start(
                    f"--log-key {state_dir / 'log.pub'}")
 
     run_swarm(manifest, lead, SwarmStartConfig(state_dir=state_dir, db=db, listen=listen, dht_port=dht_port,
-                                               data_dir=data_dir), on_ready=announce)
+                                               data_dir=data_dir, checkpoint_every=checkpoint_every),
+              on_ready=announce)
 
 
 @tracker_app.command("serve")

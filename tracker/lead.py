@@ -38,6 +38,7 @@ class SwarmStartConfig:
     listen: str  # the tracker's HOST:PORT
     dht_port: int
     data_dir: Path | None
+    checkpoint_every: int = 5
 
 
 def start_bootstrap_peer(state_dir: Path, host: str, port: int) -> tuple[GroupProcess, list[str]]:
@@ -114,7 +115,7 @@ def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *,
 async def _serve(signed: SignedManifest, config: SwarmStartConfig, shards, on_ready) -> None:
     tracker = await Tracker.start(signed, TrackerConfig(
         state_dir=config.state_dir, db=config.db or str(config.state_dir / "ledger.sqlite"), listen=config.listen,
-        shards=shards))
+        shards=shards, checkpoint_every=config.checkpoint_every))
     info = {"tracker": config.listen, "initial_peers": list(signed.manifest.bootstrap_peers),
             "log_key": tracker.log_key, "manifest_id": signed.manifest_id.hex(), "origin": signed.origin,
             "lead": signed.lead_key.hex()}

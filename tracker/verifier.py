@@ -20,6 +20,7 @@ import queue
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 from potluck.errors import VerificationError
 from potluck.proto.report_pb2 import ContributionReport
@@ -47,6 +48,8 @@ class VerifierSpec:
     learning_rate: float
     matchmaking_time: float
     averaging_timeout: float
+    checkpoint_dir: str | None = None  # the checkpoint keeper saves the swarm's model here...
+    checkpoint_every: int = 5  # ... every this many epochs
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
                 digest = state_digest(follower)
                 if digest not in snapshots:
                     snapshots[digest] = (averager.local_epoch, {k: v.clone() for k, v in follower.state_dict().items()})
+                    _keep_checkpoint(spec, averager.local_epoch, follower)
                 while len(snapshots) > MAX_SNAPSHOTS:
                     snapshots.popitem(last=False)
             pending += _drain(jobs)
@@ -118,6 +122,21 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     finally:
         optimizer.shutdown()
         dht.shutdown()
+
+
+def _keep_checkpoint(spec: VerifierSpec, epoch: int, model) -> None:
+    """Save the swarm's model every `checkpoint_every` epochs (atomically: a reader never sees half a file)."""
+    import torch
+
+    if spec.checkpoint_dir is None or epoch % spec.checkpoint_every:
+        return
+    directory = Path(spec.checkpoint_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f".model-epoch-{epoch:06d}.pt.partial"
+    torch.save({"epoch": epoch, "task": spec.task_name, "params": spec.task_params, "model": model.state_dict()},
+               partial)
+    partial.replace(directory / f"model-epoch-{epoch:06d}.pt")
+    logger.info("saved the swarm's model at epoch %d to %s", epoch, directory)
 
 
 class ProgressBook:

@@ -191,3 +191,16 @@ def test_every_acknowledged_report_has_a_valid_receipt(scenario):
             index, entry, _ = verify_receipt(report.receipt, scenario.log_key)
             assert index == report.entry_index and decode_entry(entry).grant.report == report.envelope
         outbox.close()
+
+
+def test_the_checkpoint_keeper_saves_the_swarms_model(scenario):
+    import torch
+
+    from potluck.node.tasks import get_task
+
+    saved = sorted((scenario.workdir / "swarm" / "checkpoints").glob("model-epoch-*.pt"))
+    assert saved, "no checkpoint was saved"
+    checkpoint = torch.load(saved[-1], weights_only=True)
+    model = get_task(checkpoint["task"], checkpoint["params"]).build_model()
+    model.load_state_dict(checkpoint["model"])  # a usable model, not just a file
+    assert checkpoint["epoch"] % 5 == 0
