@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import typer
@@ -156,10 +157,16 @@ def tracker_serve(
     setup_logging()
     signed = read_manifest_file(manifest)
 
+    verify = bool(signed.manifest.bootstrap_peers)
+    if not verify:
+        logging.getLogger(__name__).warning(
+            "the manifest names no bootstrap peers: the verifier cannot follow the swarm, so only the checks "
+            "made on arrival apply (sign it after `swarm start` has filled them in)")
+
     async def serve() -> None:
         tracker = await Tracker.start(signed, TrackerConfig(
             state_dir=state_dir, db=db or str(state_dir / "ledger.sqlite"), listen=listen,
-            shards=shards_in(data_dir, signed.manifest)))
+            shards=shards_in(data_dir, signed.manifest), verify=verify))
         typer.echo(f"tracker for {signed.origin} serving on port {tracker.port}")
         await serve_until_signalled(tracker)
 
