@@ -32,7 +32,10 @@ MAX_SNAPSHOTS = 8
 POLL_INTERVAL = 0.5
 MAX_JOB_WAIT = 120.0  # seconds a job may wait for the state it needs
 LOAD_STATE_TIMEOUT = 15.0
-OVERCLAIM_FACTOR = 2.0  # stage (b): claims beyond this multiple of the peer's own record fail
+OVERCLAIM_FACTOR = 2.0
+# Without a state to recompute on, only a claim this far above the peer's own record fails: an honest
+# peer would have to publish 60% of its epoch's progress between two of our polls for us to miss it.
+FLAGRANT_OVERCLAIM_FACTOR = 2.5  # stage (b): claims beyond this multiple of the peer's own record fail
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,10 +163,10 @@ class ProgressBook:
             except (KeyError, TypeError, ValueError):
                 continue
 
-    def suspicion(self, report: ContributionReport) -> str | None:
+    def suspicion(self, report: ContributionReport, factor: float = OVERCLAIM_FACTOR) -> str | None:
         """Why the peer's own records contradict its claim, or None when they do not."""
         seen = self.samples.get((report.peer_id, report.epoch))
-        if seen and report.num_samples > OVERCLAIM_FACTOR * seen + report.batch_size:
+        if seen and report.num_samples > factor * seen + report.batch_size:
             return (f"claims {report.num_samples} samples in epoch {report.epoch}, but the peer's own hivemind "
                     f"progress record showed at most {seen}")
         return None
@@ -193,8 +196,13 @@ def _decide(job: Job, spec: VerifierSpec, task, checker, snapshots, progress: Pr
     if snapshot is None:
         if time.monotonic() - job.queued_at < MAX_JOB_WAIT and report.epoch >= max(e for e, _ in snapshots.values()):
             return None  # the state for this epoch may not have been downloaded yet
+        flagrant = progress.suspicion(report, factor=FLAGRANT_OVERCLAIM_FACTOR)
+        if flagrant:
+            # No state to recompute on, but the peer's own record contradicts it beyond any polling gap.
+            return verdict | {"passed": False, "reason": flagrant}
         return verdict | {"passed": None, "check": "recompute",
-                          "reason": f"no model state with digest {report.state_digest.hex()[:16]}… was seen"}
+                          "reason": f"no model state with digest {report.state_digest.hex()[:16]}… was seen"
+                                    + (f" (and it {suspicion})" if suspicion else "")}
     checker.load_state_dict(snapshot[1])
     started = time.process_time()
     try:
