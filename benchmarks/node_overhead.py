@@ -1,0 +1,298 @@
+"""What `potluck node join` costs over a bare hivemind.Optimizer loop, printed as one JSON object.
+
+Both sides train the `synthetic` task as the only peer of a run (so every averaging round is skipped
+at once: what is left is our code), on the same bootstrap DHT, with the same batch size, target batch
+size and hivemind settings, in fresh processes with the same thread count:
+
+* node: the real `potluck node join --max-epochs N` subprocess, against a real tracker (in this
+  process, verifier off: it runs on the lead's machine) with a fresh run id each time. Its windows
+  are read back from the signed reports in its outbox (state_dir/outbox.sqlite).
+* bare: this script again (`--bare-worker`), a plain loop of make_batch, forward, backward,
+  `optimizer.step()` on a `hivemind.Optimizer`, timing windows exactly as the node's worker does.
+* bare_sketch: the bare loop plus the one thing of ours the worker adds to every micro-batch, the
+  gradient sketch (`SketchProjector.sketch`), to attribute the difference.
+
+Throughput is sum(num_samples) / sum(wall_time) over windows, the first window of each run left out
+(start-up). `span` is the same samples over first-start to last-end, so costs between windows (the
+node's state digest, its window events) count too. Runs alternate the order of the sides; best-of
+and median are reported, with their ratios (target: node/bare >= 0.97), and each round's own
+node/bare ratio (its runs shared the machine's load of the moment; the load average says how much
+to trust any of it). Both sides run with OMP_NUM_THREADS=--threads (default 1): on a shared 2-core
+machine, two OpenMP threads spin against the neighbours and the noise swamps the figure.
+
+Run: .venv/bin/python benchmarks/node_overhead.py [--rounds 2] [--epochs 4] [--steps-per-epoch 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+TARGET_RATIO = 0.97
+RUN_TIMEOUT = 150.0
+POTLUCK = Path(sys.executable).parent / "potluck"
+# The swarm template's hivemind settings, for both sides; the bare optimizer is built as the worker builds its
+# own (TrainingWorker._make_optimizer), less our attesting gradient averager.
+HIVEMIND = dict(learning_rate=0.01, matchmaking_time=3.0, averaging_timeout=30.0)
+
+
+# ---------------------------------------------------------------- the bare side
+
+
+def bare_worker(spec: dict) -> None:
+    """A plain hivemind.Optimizer loop, windows timed as potluck's TrainingWorker times them."""
+    import hivemind
+    import torch
+    from hivemind.optim import Optimizer
+
+    from potluck.node.sketch import SKETCH_DIM, SketchProjector, sketch_seed, state_digest
+    from potluck.node.tasks import get_task
+
+    task = get_task("synthetic")
+    dht = hivemind.DHT(initial_peers=spec["initial_peers"], host_maddrs=["/ip4/127.0.0.1/tcp/0"], start=True)
+    model = task.build_model()
+    request_timeout = min(3.0, spec["matchmaking_time"] / 2)
+    optimizer = Optimizer(
+        dht=dht, run_id=spec["run_id"], target_batch_size=spec["target_batch_size"],
+        batch_size_per_step=spec["batch_size"], params=model.parameters(),
+        optimizer=functools.partial(torch.optim.Adam, lr=spec["learning_rate"]),
+        matchmaking_time=spec["matchmaking_time"], averaging_timeout=spec["averaging_timeout"],
+        use_local_updates=False, delay_state_averaging=False, average_state_every=1,
+        averager_opts=dict(request_timeout=request_timeout), client_mode=False)
+    seed, account = bytes.fromhex(spec["data_seed"]), "b0" * 32
+
+    def begin(epoch: int):
+        if spec["sketch"]:  # what the node's worker does between windows, outside the window's time
+            state_digest(model)
+            return SketchProjector(sketch_seed(seed, account, epoch), SKETCH_DIM)
+        return None
+
+    try:
+        windows = []
+        epoch, steps = optimizer.local_epoch, 0
+        projector = begin(epoch)
+        started_at, started = time.time(), time.perf_counter()
+        while len(windows) < spec["epochs"]:
+            batch = task.make_batch(seed, account, epoch, steps, spec["batch_size"])
+            optimizer.zero_grad()
+            loss = task.loss(model, batch)
+            loss.backward()
+            if projector is not None:
+                projector.sketch(model)
+            steps += 1
+            optimizer.step()
+            if optimizer.local_epoch != epoch:
+                windows.append(dict(epoch=epoch, num_samples=steps * spec["batch_size"], started_at=started_at,
+                                    wall_time=time.perf_counter() - started))
+                epoch, steps = optimizer.local_epoch, 0
+                projector = begin(epoch)
+                started_at, started = time.time(), time.perf_counter()
+        print(json.dumps(windows), flush=True)
+    finally:
+        optimizer.shutdown()
+        dht.shutdown()
+
+
+def run_bare(spec: dict, env: dict) -> list[dict]:
+    proc = subprocess.Popen([sys.executable, __file__, "--bare-worker", json.dumps(spec)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stdout, stderr = _finish(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bare worker exited with {proc.returncode}: {stderr[-2000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- the node side
+
+
+class _Loop:
+    """An asyncio loop on a thread of its own, for the trackers.
+
+    Trackers are stopped together at the end: grpc.aio tears its poller down when its last server
+    goes, and the loop then trips over the closed descriptor (an `OSError` printed, nothing lost).
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.trackers = []
+
+    def call(self, coroutine, timeout: float = 60.0):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self) -> None:
+        for tracker in self.trackers:
+            self.call(tracker.stop(0.5))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def signed_manifest(lead, *, run_id: str, initial_peers: list[str], target_batch_size: int):
+    from potluck.manifest import sign_manifest, verify_manifest
+    from potluck.swarm_config import parse_swarm_config, render_swarm_template
+
+    manifest = parse_swarm_config(render_swarm_template("bench"))
+    manifest.hivemind.run_id = run_id
+    manifest.hivemind.target_batch_size = target_batch_size
+    for key, value in HIVEMIND.items():
+        setattr(manifest.hivemind, key, value)
+    manifest.bootstrap_peers.extend(initial_peers)
+    return verify_manifest(sign_manifest(manifest, lead))
+
+
+def run_node(work: Path, index: int, lead, loop: _Loop, spec: dict, env: dict) -> list[dict]:
+    from potluck.proto.report_pb2 import ContributionReport
+    from potluck.proto.signing import PURPOSE_REPORT, open_envelope
+    from potluck.tracker.app import Tracker, TrackerConfig
+
+    manifest = signed_manifest(lead, run_id=spec["run_id"], initial_peers=spec["initial_peers"],
+                               target_batch_size=spec["target_batch_size"])
+    state = work / f"tracker-{index}"
+    tracker = loop.call(Tracker.start(manifest, TrackerConfig(
+        state_dir=state, db=str(state / "ledger.sqlite"), listen="127.0.0.1:0", verify=False)))
+    loop.trackers.append(tracker)
+    node_dir = work / f"node-{index}"
+    proc = subprocess.Popen(
+        [str(POTLUCK), "node", "join", "--tracker", f"127.0.0.1:{tracker.port}", "--lead-key",
+         lead.public_key.hex(), "--state-dir", str(node_dir), "--device", "cpu",
+         "--batch-size", str(spec["batch_size"]), "--max-epochs", str(spec["epochs"]),
+         "--host-maddr", "/ip4/127.0.0.1/tcp/0", "--json-logs"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _, stderr = _finish(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"potluck node join exited with {proc.returncode}: {stderr[-2000:]}")
+    with contextlib.closing(sqlite3.connect(f"file:{node_dir / 'outbox.sqlite'}?mode=ro", uri=True)) as db:
+        envelopes = [row[0] for row in db.execute("SELECT envelope FROM reports ORDER BY sequence")]
+    windows = []
+    for envelope in envelopes:
+        opened = open_envelope(envelope, purpose=PURPOSE_REPORT, origin=manifest.origin)
+        report = ContributionReport.FromString(opened.payload)
+        windows.append(dict(epoch=report.epoch, num_samples=report.num_samples, started_at=report.started_at,
+                            wall_time=report.wall_time))
+    return windows
+
+
+def _finish(proc: subprocess.Popen) -> tuple[str, str]:
+    """Wait for a subprocess we started in a session of its own; kill what is left of its group."""
+    try:
+        return proc.communicate(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        raise RuntimeError(f"{proc.args[:3]} ran past {RUN_TIMEOUT:.0f}s: {stderr[-2000:]}") from None
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # hivemind's DHT and p2pd, should any outlive their parent
+
+
+# ---------------------------------------------------------------- figures
+
+
+def throughput(windows: list[dict], expected: int) -> dict:
+    if len(windows) != expected:
+        raise RuntimeError(f"expected {expected} windows, got {len(windows)}: {windows}")
+    timed = windows[1:]  # the first window pays for start-up (first progress fetch, allocator warm-up)
+    samples = sum(w["num_samples"] for w in timed)
+    span = timed[-1]["started_at"] + timed[-1]["wall_time"] - timed[0]["started_at"]
+    return dict(samples_per_s=samples / sum(w["wall_time"] for w in timed), span_samples_per_s=samples / span,
+                samples=samples)
+
+
+def summary(runs: list[dict]) -> dict:
+    rates = [r["samples_per_s"] for r in runs]
+    spans = [r["span_samples_per_s"] for r in runs]
+    return dict(best=max(rates), median=statistics.median(rates), runs=[round(r, 1) for r in rates],
+                span_best=max(spans), span_median=statistics.median(spans))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each side, interleaved")
+    parser.add_argument("--epochs", type=int, default=4, help="timed windows per run (one more is run and dropped)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps-per-epoch", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides (OMP_NUM_THREADS)")
+    parser.add_argument("--bare-worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_worker:
+        bare_worker(json.loads(args.bare_worker))
+        return
+
+    from potluck.node.identity import AccountKey
+    from potluck.tracker.lead import BOOTSTRAP_STOP_TIMEOUT, start_bootstrap_peer
+
+    started, load_before = time.monotonic(), os.getloadavg()[0]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "POTLUCK_LOGLEVEL": "WARNING"}
+    env.pop("POTLUCK_DEBUG", None)
+    base = dict(batch_size=args.batch_size, target_batch_size=args.batch_size * args.steps_per_epoch,
+                epochs=args.epochs + 1, data_seed=os.urandom(32).hex(), **HIVEMIND)
+    lead = AccountKey.generate()
+    results: dict[str, list[dict]] = {"node": [], "bare": [], "bare_sketch": []}
+    with tempfile.TemporaryDirectory(prefix="potluck-bench-") as tmp:
+        work = Path(tmp)
+        env["POTLUCK_HOME"] = str(work / "home")
+        subprocess.run([str(POTLUCK), "identity", "create"], env=env, check=True, capture_output=True)
+        # Fork the bootstrap peer before the tracker's gRPC threads exist.
+        bootstrap, initial_peers = start_bootstrap_peer(work, "127.0.0.1", 0)
+        loop = _Loop()
+        try:
+            for index in range(args.rounds):
+                order = ("node", "bare", "bare_sketch")
+                for side in order if index % 2 == 0 else reversed(order):
+                    spec = dict(base, run_id=f"bench_{side}_{index}_{os.urandom(4).hex()}",
+                                initial_peers=initial_peers)
+                    if side == "node":
+                        windows = run_node(work, index, lead, loop, spec, env)
+                    else:
+                        windows = run_bare(dict(spec, sketch=side == "bare_sketch"), env)
+                    results[side].append(throughput(windows, spec["epochs"]))
+        finally:
+            loop.close()
+            bootstrap.stop(BOOTSTRAP_STOP_TIMEOUT)
+    node, bare, bare_sketch = (summary(results[side]) for side in ("node", "bare", "bare_sketch"))
+    # Runs of one round are minutes apart at most, so they share the machine's load: compare them pairwise too.
+    paired = [n["samples_per_s"] / b["samples_per_s"] for n, b in zip(results["node"], results["bare"], strict=True)]
+    figures = {
+        "task": "synthetic",
+        "batch_size": args.batch_size,
+        "target_batch_size": base["target_batch_size"],
+        "timed_windows_per_run": args.epochs,
+        "rounds": args.rounds,
+        "torch_threads": args.threads,
+        "node_samples_per_s": node,
+        "bare_samples_per_s": bare,
+        "bare_sketch_samples_per_s": bare_sketch,
+        "ratio_best": node["best"] / bare["best"],
+        "ratio_median": node["median"] / bare["median"],
+        "paired_ratios": [round(r, 3) for r in paired],
+        "paired_ratio_median": statistics.median(paired),
+        "span_ratio_best": node["span_best"] / bare["span_best"],
+        "span_ratio_median": node["span_median"] / bare["span_median"],
+        "target_ratio": TARGET_RATIO,
+        # Attribution: the bare loop plus the per-micro-batch gradient sketch, nothing else of ours.
+        "bare_sketch_ratio_best": bare_sketch["best"] / bare["best"],
+        "bare_sketch_ratio_median": bare_sketch["median"] / bare["median"],
+        "node_to_bare_sketch_ratio_median": node["median"] / bare_sketch["median"],
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "total_s": time.monotonic() - started,
+    }
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
