@@ -157,7 +157,9 @@ def test_tripled_claims_after_the_default_rate_are_caught_and_never_vest(outcome
     # A tripled epoch can also exceed the per-epoch limit and be refused on arrival: never logged at all.
     refused = [r for r in outcome.rejected["triple"] if "target batch" in r]
     assert cheating or refused
-    assert set(struck) == cheating, (struck, cheating)  # every logged cheating report, and only those
+    # Every logged cheating report is struck, and nothing else; the verdict on the very last one may
+    # still be waiting for a model state when the swarm shuts down (it stays in escrow, unvested).
+    assert set(struck) <= cheating and cheating - set(struck) <= {max(cheating, default=-1)}, (struck, cheating)
     assert all("progress record" in reason for reason in struck.values())  # stage b raised the alarm
     if len(struck) >= 2:
         assert "forfeit" in [e.WhichOneof("kind") for e in entries]
