@@ -1,9 +1,11 @@
-"""Strict standard base64 (RFC 4648 §4), shared by the note, checkpoint and receipt parsers."""
+"""Strict standard base64 (RFC 4648 §4) and hash lines, shared by the note, checkpoint and receipt parsers."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+
+from potluck.errors import VerificationError
 
 
 def b64encode(data: bytes) -> str:
@@ -26,3 +28,14 @@ def b64decode_strict(text: str) -> bytes:
     if base64.b64encode(data).decode("ascii") != text:
         raise ValueError("not canonical standard base64")
     return data
+
+
+def decode_hash(text: str, what: str, size: int = 32) -> bytes:
+    """A base64 hash of `size` bytes, or a VerificationError saying which line (`what`) is wrong."""
+    try:
+        digest = b64decode_strict(text)
+    except ValueError as exc:
+        raise VerificationError(f"{what} is {exc}") from None
+    if len(digest) != size:
+        raise VerificationError(f"{what} is {len(digest)} bytes, expected {size}")
+    return digest

@@ -13,7 +13,7 @@ from nacl.signing import SigningKey
 
 from potluck.errors import VerificationError
 
-from ._codec import b64decode_strict, b64encode
+from ._codec import b64encode, decode_hash
 from .merkle import HASH_SIZE
 from .note import open_note, parse_verifier_key, sign_note
 
@@ -65,14 +65,7 @@ class Checkpoint:
             raise VerificationError(
                 f"malformed checkpoint: size (line 2) {size_text!r} is not a decimal without leading zeros"
             )
-        try:
-            root = b64decode_strict(root_text)
-        except ValueError as exc:
-            raise VerificationError(f"malformed checkpoint: root hash (line 3) is {exc}") from None
-        if len(root) != HASH_SIZE:
-            raise VerificationError(
-                f"malformed checkpoint: root hash (line 3) is {len(root)} bytes, expected {HASH_SIZE}"
-            )
+        root = decode_hash(root_text, "malformed checkpoint: root hash (line 3)", HASH_SIZE)
         for i, line in enumerate(extensions, start=4):
             if not line:
                 raise VerificationError(f"malformed checkpoint: extension line {i} is empty")

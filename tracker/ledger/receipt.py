@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from potluck.errors import VerificationError
 
-from ._codec import b64decode_strict, b64encode
+from ._codec import b64decode_strict, b64encode, decode_hash
 from .checkpoint import Checkpoint, verify_checkpoint
 from .merkle import HASH_SIZE, leaf_hash, root_from_inclusion_proof, verify_inclusion
 from .note import split_note
@@ -101,15 +101,7 @@ def parse_receipt(text: str | bytes) -> Receipt:
     index = int(index_text)
     proof: list[bytes] = []
     for lineno, line in enumerate(lines[pos + 1 :], start=pos + 2):
-        try:
-            h = b64decode_strict(line)
-        except ValueError as exc:
-            raise VerificationError(f"malformed receipt: line {lineno} (proof hash) is {exc}") from None
-        if len(h) != HASH_SIZE:
-            raise VerificationError(
-                f"malformed receipt: line {lineno} (proof hash) is {len(h)} bytes, expected {HASH_SIZE}"
-            )
-        proof.append(h)
+        proof.append(decode_hash(line, f"malformed receipt: line {lineno} (proof hash)", HASH_SIZE))
     if not checkpoint_note:
         raise VerificationError("malformed receipt: no checkpoint after the blank line")
     return Receipt(entry=entry, index=index, proof=tuple(proof), checkpoint_note=checkpoint_note)
