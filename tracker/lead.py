@@ -68,6 +68,12 @@ def _run_bootstrap_peer(stop, events, identity_path: str, host: str, port: int) 
     dht.shutdown()
 
 
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
 def shards_in(data_dir: Path | None, manifest: Manifest) -> dict[str, Path]:
     """The dataset shards the tracker serves, found by sha256 or name in `data_dir`."""
     found = {}
@@ -106,7 +112,7 @@ def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *,
         manifest.bootstrap_peers.extend(maddrs)
         manifest.tracker_address = config.listen
         signed = verify_manifest(sign_manifest(manifest, lead))
-        (config.state_dir / "swarm.manifest").write_bytes(signed.envelope)
+        _write_atomically(config.state_dir / "swarm.manifest", signed.envelope)
         asyncio.run(_serve(signed, config, shards, on_ready))
     finally:
         bootstrap.stop(BOOTSTRAP_STOP_TIMEOUT)
@@ -119,7 +125,8 @@ async def _serve(signed: SignedManifest, config: SwarmStartConfig, shards, on_re
     info = {"tracker": config.listen, "initial_peers": list(signed.manifest.bootstrap_peers),
             "log_key": tracker.log_key, "manifest_id": signed.manifest_id.hex(), "origin": signed.origin,
             "lead": signed.lead_key.hex()}
-    (config.state_dir / "swarm.json").write_text(json.dumps(info, indent=2) + "\n")
+    # Readers wait for this file to appear: it must never be seen half written.
+    _write_atomically(config.state_dir / "swarm.json", (json.dumps(info, indent=2) + "\n").encode())
     if on_ready is not None:
         on_ready(info)
     await serve_until_signalled(tracker)
