@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import grpc
 
+from potluck.atomic_file import write_file_atomically
 from potluck.errors import ConfigError, PotluckError, VerificationError
 from potluck.manifest import SignedManifest, read_manifest_file, verify_manifest
 from potluck.proto import tracker_pb2 as pb
@@ -83,7 +82,8 @@ def obtain_shards(signed: SignedManifest, *, data_dirs: list[Path], cache_dir: P
                 raise ConfigError(f"dataset shard {shard.name} ({shard.sha256[:12]}…) is not in "
                                   f"{', '.join(map(str, data_dirs + [cache_dir]))} and no --tracker was given")
             data = _fetch_shard(shard, tracker, stub)
-            _save(cache_dir / shard.sha256, data)
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            write_file_atomically(cache_dir / shard.sha256, data)
         shards.append((shard.sha256, data))
     return shards
 
@@ -113,13 +113,3 @@ def _check(shard, data: bytes, where: str) -> None:
     digest = hashlib.sha256(data).hexdigest()
     if digest != shard.sha256:
         raise VerificationError(f"dataset hash mismatch: {where}: expected sha256 {shard.sha256}, got {digest}")
-
-
-def _save(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

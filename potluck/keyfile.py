@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
+from potluck.atomic_file import write_file_atomically
 from potluck.errors import KeyFileError
 
 
@@ -15,22 +15,7 @@ def write_secret_file(path: Path, data: bytes, *, force: bool = False) -> None:
     if path.exists() and not force:
         raise KeyFileError(f"{path}: already exists; refusing to overwrite it (pass --force to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # mkstemp creates the file with mode 0600 before any secret byte is written.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_file_atomically(path, data, mode=0o600)
 
 
 def read_secret_file(path: Path, *, hint: str = "") -> bytes:

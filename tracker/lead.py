@@ -14,6 +14,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from potluck.atomic_file import write_file_atomically
 from potluck.errors import ConfigError
 from potluck.group_process import GroupProcess
 from potluck.manifest import SignedManifest, sign_manifest, verify_manifest
@@ -68,12 +69,6 @@ def _run_bootstrap_peer(stop, events, identity_path: str, host: str, port: int) 
     dht.shutdown()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    partial.replace(path)
-
-
 def shards_in(data_dir: Path | None, manifest: Manifest) -> dict[str, Path]:
     """The dataset shards the tracker serves, found by sha256 or name in `data_dir`."""
     found = {}
@@ -112,7 +107,7 @@ def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *,
         manifest.bootstrap_peers.extend(maddrs)
         manifest.tracker_address = config.listen
         signed = verify_manifest(sign_manifest(manifest, lead))
-        _write_atomically(config.state_dir / "swarm.manifest", signed.envelope)
+        write_file_atomically(config.state_dir / "swarm.manifest", signed.envelope)
         asyncio.run(_serve(signed, config, shards, on_ready))
     finally:
         bootstrap.stop(BOOTSTRAP_STOP_TIMEOUT)
@@ -126,7 +121,7 @@ async def _serve(signed: SignedManifest, config: SwarmStartConfig, shards, on_re
             "log_key": tracker.log_key, "manifest_id": signed.manifest_id.hex(), "origin": signed.origin,
             "lead": signed.lead_key.hex()}
     # Readers wait for this file to appear: it must never be seen half written.
-    _write_atomically(config.state_dir / "swarm.json", (json.dumps(info, indent=2) + "\n").encode())
+    write_file_atomically(config.state_dir / "swarm.json", (json.dumps(info, indent=2) + "\n").encode())
     if on_ready is not None:
         on_ready(info)
     await serve_until_signalled(tracker)

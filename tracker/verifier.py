@@ -15,6 +15,7 @@ watches every peer's hivemind progress record, and answers check jobs from the t
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import queue
 import time
@@ -22,6 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from potluck.atomic_file import write_file_atomically
 from potluck.errors import VerificationError
 from potluck.proto.report_pb2 import ContributionReport
 from potluck.proto.signing import PURPOSE_REPORT, open_envelope
@@ -135,10 +137,10 @@ def _keep_checkpoint(spec: VerifierSpec, epoch: int, model) -> None:
         return
     directory = Path(spec.checkpoint_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f".model-epoch-{epoch:06d}.pt.partial"
+    buffer = io.BytesIO()
     torch.save({"epoch": epoch, "task": spec.task_name, "params": spec.task_params, "model": model.state_dict()},
-               partial)
-    partial.replace(directory / f"model-epoch-{epoch:06d}.pt")
+               buffer)
+    write_file_atomically(directory / f"model-epoch-{epoch:06d}.pt", buffer.getvalue())
     logger.info("saved the swarm's model at epoch %d to %s", epoch, directory)
 
 

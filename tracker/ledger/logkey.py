@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 from nacl.signing import SigningKey
 
+from potluck.atomic_file import write_file_atomically
 from potluck.errors import KeyFileError
 from potluck.keyfile import read_secret_file, write_secret_file
 
@@ -76,18 +76,7 @@ def _write_pub(path: Path, text: str) -> None:
         pass
     except (OSError, UnicodeDecodeError):
         logger.warning("rewriting unreadable %s", path)
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; the verifier key is public
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
+        write_file_atomically(path, text.encode("utf-8"), mode=0o644)  # the verifier key is public
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot write log verifier key file ({exc.strerror or exc})") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
