@@ -1,6 +1,6 @@
 """What `potluck node join` costs over a bare hivemind.Optimizer loop, printed as one JSON object.
 
-Both sides train the `synthetic` task as the only peer of a run (so every averaging round is skipped
+All sides train the `synthetic` task as the only peer of a run (so every averaging round is skipped
 at once: what is left is our code), on the same bootstrap DHT, with the same batch size, target batch
 size and hivemind settings, in fresh processes with the same thread count:
 
@@ -9,8 +9,8 @@ size and hivemind settings, in fresh processes with the same thread count:
   are read back from the signed reports in its outbox (state_dir/outbox.sqlite).
 * bare: this script again (`--bare-worker`), a plain loop of make_batch, forward, backward,
   `optimizer.step()` on a `hivemind.Optimizer`, timing windows exactly as the node's worker does.
-* bare_sketch: the bare loop plus the one thing of ours the worker adds to every micro-batch, the
-  gradient sketch (`SketchProjector.sketch`), to attribute the difference.
+* worker: potluck's TrainingWorker alone, in a plain process (no supervisor, outbox or reporter), to
+  tell the training loop's cost (gradient sketches, window bookkeeping) from the daemon's.
 
 Throughput is sum(num_samples) / sum(wall_time) over windows, the first window of each run left out
 (start-up). `span` is the same samples over first-start to last-end, so costs between windows (the
@@ -20,7 +20,7 @@ node/bare ratio (its runs shared the machine's load of the moment; the load aver
 to trust any of it). Both sides run with OMP_NUM_THREADS=--threads (default 1): on a shared 2-core
 machine, two OpenMP threads spin against the neighbours and the noise swamps the figure.
 
-Run: .venv/bin/python benchmarks/node_overhead.py [--rounds 2] [--epochs 4] [--steps-per-epoch 1000]
+Run: .venv/bin/python benchmarks/node_overhead.py [--rounds 4] [--epochs 6] [--steps-per-epoch 2048]
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ def bare_worker(spec: dict) -> None:
     import torch
     from hivemind.optim import Optimizer
 
-    from potluck.node.sketch import SKETCH_DIM, SketchProjector, sketch_seed, state_digest
     from potluck.node.tasks import get_task
 
     task = get_task("synthetic")
@@ -73,37 +72,43 @@ def bare_worker(spec: dict) -> None:
         use_local_updates=False, delay_state_averaging=False, average_state_every=1,
         averager_opts=dict(request_timeout=request_timeout), client_mode=False)
     seed, account = bytes.fromhex(spec["data_seed"]), "b0" * 32
-
-    def begin(epoch: int):
-        if spec["sketch"]:  # what the node's worker does between windows, outside the window's time
-            state_digest(model)
-            return SketchProjector(sketch_seed(seed, account, epoch), SKETCH_DIM)
-        return None
-
     try:
         windows = []
         epoch, steps = optimizer.local_epoch, 0
-        projector = begin(epoch)
         started_at, started = time.time(), time.perf_counter()
         while len(windows) < spec["epochs"]:
             batch = task.make_batch(seed, account, epoch, steps, spec["batch_size"])
             optimizer.zero_grad()
             loss = task.loss(model, batch)
             loss.backward()
-            if projector is not None:
-                projector.sketch(model)
             steps += 1
             optimizer.step()
             if optimizer.local_epoch != epoch:
                 windows.append(dict(epoch=epoch, num_samples=steps * spec["batch_size"], started_at=started_at,
                                     wall_time=time.perf_counter() - started))
                 epoch, steps = optimizer.local_epoch, 0
-                projector = begin(epoch)
                 started_at, started = time.time(), time.perf_counter()
         print(json.dumps(windows), flush=True)
     finally:
         optimizer.shutdown()
         dht.shutdown()
+
+
+def worker_only(spec: dict) -> None:
+    """potluck's TrainingWorker, as the node's worker process runs it, less the supervisor around it."""
+    from potluck.node.tasks import get_task
+    from potluck.node.training import TrainingConfig, TrainingWorker
+
+    config = TrainingConfig(
+        run_id=spec["run_id"], data_seed=bytes.fromhex(spec["data_seed"]), account_id="b0" * 32,
+        target_batch_size=spec["target_batch_size"], batch_size_per_step=spec["batch_size"],
+        learning_rate=spec["learning_rate"], initial_peers=tuple(spec["initial_peers"]),
+        matchmaking_time=spec["matchmaking_time"], averaging_timeout=spec["averaging_timeout"])
+    windows = []
+    worker = TrainingWorker(config, get_task("synthetic"), on_window=lambda stats: windows.append(dict(
+        epoch=stats.epoch, num_samples=stats.samples, started_at=stats.started_at, wall_time=stats.wall_time)))
+    worker.run(max_windows=spec["epochs"])
+    print(json.dumps(windows), flush=True)
 
 
 def run_bare(spec: dict, env: dict) -> list[dict]:
@@ -222,15 +227,17 @@ def summary(runs: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each side, interleaved")
-    parser.add_argument("--epochs", type=int, default=4, help="timed windows per run (one more is run and dropped)")
+    parser.add_argument("--rounds", type=int, default=4, help="runs of each side, interleaved")
+    parser.add_argument("--epochs", type=int, default=6, help="timed windows per run (one more is run and dropped)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps-per-epoch", type=int, default=1000)
+    # The swarm template's target batch (65536) at batch 32: one peer's window, as a lone volunteer sees it.
+    parser.add_argument("--steps-per-epoch", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides (OMP_NUM_THREADS)")
     parser.add_argument("--bare-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_worker:
-        bare_worker(json.loads(args.bare_worker))
+        spec = json.loads(args.bare_worker)
+        worker_only(spec) if spec.get("worker_only") else bare_worker(spec)
         return
 
     from potluck.node.identity import AccountKey
@@ -242,7 +249,7 @@ def main() -> None:
     base = dict(batch_size=args.batch_size, target_batch_size=args.batch_size * args.steps_per_epoch,
                 epochs=args.epochs + 1, data_seed=os.urandom(32).hex(), **HIVEMIND)
     lead = AccountKey.generate()
-    results: dict[str, list[dict]] = {"node": [], "bare": [], "bare_sketch": []}
+    results: dict[str, list[dict]] = {"node": [], "worker": [], "bare": []}
     with tempfile.TemporaryDirectory(prefix="potluck-bench-") as tmp:
         work = Path(tmp)
         env["POTLUCK_HOME"] = str(work / "home")
@@ -252,19 +259,19 @@ def main() -> None:
         loop = _Loop()
         try:
             for index in range(args.rounds):
-                order = ("node", "bare", "bare_sketch")
+                order = ("node", "worker", "bare")
                 for side in order if index % 2 == 0 else reversed(order):
                     spec = dict(base, run_id=f"bench_{side}_{index}_{os.urandom(4).hex()}",
                                 initial_peers=initial_peers)
                     if side == "node":
                         windows = run_node(work, index, lead, loop, spec, env)
                     else:
-                        windows = run_bare(dict(spec, sketch=side == "bare_sketch"), env)
+                        windows = run_bare(dict(spec, worker_only=side == "worker"), env)
                     results[side].append(throughput(windows, spec["epochs"]))
         finally:
             loop.close()
             bootstrap.stop(BOOTSTRAP_STOP_TIMEOUT)
-    node, bare, bare_sketch = (summary(results[side]) for side in ("node", "bare", "bare_sketch"))
+    node, worker, bare = (summary(results[side]) for side in ("node", "worker", "bare"))
     # Runs of one round are minutes apart at most, so they share the machine's load: compare them pairwise too.
     paired = [n["samples_per_s"] / b["samples_per_s"] for n, b in zip(results["node"], results["bare"], strict=True)]
     figures = {
@@ -276,7 +283,7 @@ def main() -> None:
         "torch_threads": args.threads,
         "node_samples_per_s": node,
         "bare_samples_per_s": bare,
-        "bare_sketch_samples_per_s": bare_sketch,
+        "worker_samples_per_s": worker,
         "ratio_best": node["best"] / bare["best"],
         "ratio_median": node["median"] / bare["median"],
         "paired_ratios": [round(r, 3) for r in paired],
@@ -284,10 +291,9 @@ def main() -> None:
         "span_ratio_best": node["span_best"] / bare["span_best"],
         "span_ratio_median": node["span_median"] / bare["span_median"],
         "target_ratio": TARGET_RATIO,
-        # Attribution: the bare loop plus the per-micro-batch gradient sketch, nothing else of ours.
-        "bare_sketch_ratio_best": bare_sketch["best"] / bare["best"],
-        "bare_sketch_ratio_median": bare_sketch["median"] / bare["median"],
-        "node_to_bare_sketch_ratio_median": node["median"] / bare_sketch["median"],
+        # Attribution: the training loop alone (worker) against the bare loop, and the daemon around it.
+        "worker_ratio_median": worker["median"] / bare["median"],
+        "node_to_worker_ratio_median": node["median"] / worker["median"],
         "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "total_s": time.monotonic() - started,
     }

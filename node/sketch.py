@@ -1,28 +1,37 @@
 """Small, checkable fingerprints of training: a gradient sketch and a model-state digest.
 
-The gradient sketch is a random projection of the flattened gradient onto `dim` directions
-with entries +-1/sqrt(dim) (Achlioptas). The signs come from SHAKE-256 of the seed, chunk by chunk,
-so every platform draws the same signs; a window's chunks are kept while it lasts (4 bytes per
-parameter and direction). Each micro-batch's gradient gets its own sketch, so the verifier can
-check a few micro-batches, picked where the node cannot predict, instead of replaying a window.
+The gradient sketch maps the flattened gradient (P values) to `dim` values: the gradient is cut into
+`dim` contiguous blocks of ceil(P / dim) values, and each sketch value is one block's sum with a
+random sign on every entry. It is a random projection whose directions have disjoint supports: as
+hard to fake as a dense one (every value needs its block's true gradient, and blocks span every
+layer), and the node's cost is one pass over the gradient. The signs come from SHAKE-256 of the
+seed, one bit per parameter, so every platform draws the same; a window keeps them while it lasts
+(as float32 on the gradients' device: 4 bytes per parameter).
+
+A window's micro-batches are cut into segments of `STEPS_PER_SKETCH` (the last may be shorter), and
+each segment's summed gradient gets its own sketch, so the verifier can check a few segments, picked
+where the node cannot predict, instead of replaying a window. Segments rather than single micro-batches
+keep the node's cost to one projection per `STEPS_PER_SKETCH` steps (the node projects hivemind's
+running gradient sum and reports differences: the projection is linear).
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import struct
 from collections.abc import Iterable
 
 import numpy as np
 import torch
 
-_SKETCH_TAG = b"potluck/v1/gradient-sketch"
+_SKETCH_TAG = b"potluck/v2/gradient-sketch"
 _SKETCH_SEED_TAG = b"potluck/v1/sketch-seed"
 _DIGEST_TAG = b"potluck/v1/state-digest"
-# Each micro-batch's gradient is sketched to this many values; reports carry one sketch per micro-batch.
+# Each segment's gradient is sketched to this many values; reports carry one sketch per segment.
 SKETCH_DIM = 16
-_CHUNK_ELEMENTS = 1 << 15  # a chunk's sign matrix is _CHUNK_ELEMENTS x dim float64 (16 MiB at dim 64)
+# Micro-batches per segment. The verifier recomputes whole segments, so this multiplies its cost per check.
+STEPS_PER_SKETCH = 8
+_CHUNK_ELEMENTS = 1 << 20  # signs are drawn from one SHAKE-256 stream per chunk of this many parameters
 
 
 def sketch_seed(data_seed: bytes, account_id: str, epoch: int) -> bytes:
@@ -34,17 +43,16 @@ def sketch_seed(data_seed: bytes, account_id: str, epoch: int) -> bytes:
 
 
 class SketchProjector:
-    """A fixed projection (from `seed`) applied to many gradients: one window's micro-batches.
+    """A fixed projection (from `seed`) applied to many gradients: one window's segments.
 
-    The sign matrices are generated once per chunk and kept (as float32, on the gradients' device),
-    so projecting a micro-batch's gradient costs one matrix-vector product per chunk.
+    The signs are drawn once per gradient size and kept, so a sketch costs one pass over the gradient.
     """
 
     def __init__(self, seed: bytes, dim: int = SKETCH_DIM):
         if dim <= 0:
             raise ValueError(f"dim must be positive (got {dim})")
         self.seed, self.dim = seed, dim
-        self._signs: dict[tuple[int, int, torch.device], torch.Tensor] = {}
+        self._signs: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}  # signs, padding
 
     @torch.no_grad()
     def sketch(self, model_or_grads: torch.nn.Module | torch.Tensor | Iterable[torch.Tensor | None]) -> list[float]:
@@ -61,25 +69,37 @@ class SketchProjector:
             tensors = [model_or_grads]
         else:
             tensors = [t for t in model_or_grads if t is not None]
-        result = torch.zeros(self.dim, dtype=torch.float64)
-        if not tensors:
-            return result.tolist()
-        flat = torch.cat([t.detach().reshape(-1).to(torch.float32) for t in tensors])
-        for chunk_index, start in enumerate(range(0, flat.numel(), _CHUNK_ELEMENTS)):
-            chunk = flat[start:start + _CHUNK_ELEMENTS]
-            key = (chunk_index, chunk.numel(), chunk.device)
-            if key not in self._signs:
-                signs = _sign_matrix(self.seed, chunk_index, chunk.numel(), self.dim)
-                self._signs[key] = torch.from_numpy(signs.astype(np.float32)).to(chunk.device)
-            result += (chunk @ self._signs[key]).to(device="cpu", dtype=torch.float64)
-        return (result / math.sqrt(self.dim)).tolist()
+        numel = sum(t.numel() for t in tensors)
+        if numel == 0:
+            return [0.0] * self.dim
+        width = -(-numel // self.dim)
+        key = (numel, tensors[0].device)
+        if key not in self._signs:
+            signs = np.zeros(self.dim * width, dtype=np.float32)
+            signs[:numel] = _signs(self.seed, numel)
+            padding = torch.zeros(self.dim * width - numel, device=key[1])
+            self._signs[key] = torch.from_numpy(signs).to(key[1]).view(self.dim, width, 1), padding
+        signs, padding = self._signs[key]
+        flat = torch.cat([*(t.reshape(-1) if t.dtype == torch.float32 else t.reshape(-1).float() for t in tensors),
+                          padding])
+        return torch.bmm(flat.view(self.dim, 1, width), signs).view(self.dim).tolist()
 
 
 def gradient_sketch(
-    model_or_grads: torch.nn.Module | torch.Tensor | Iterable[torch.Tensor | None], seed: bytes, dim: int = 64
+    model_or_grads: torch.nn.Module | torch.Tensor | Iterable[torch.Tensor | None], seed: bytes, dim: int = SKETCH_DIM
 ) -> list[float]:
     """Project the flattened gradient onto `dim` seeded random directions (see `SketchProjector`)."""
     return SketchProjector(seed, dim).sketch(model_or_grads)
+
+
+def num_segments(num_steps: int) -> int:
+    """How many sketched segments a window of `num_steps` micro-batches has."""
+    return -(-num_steps // STEPS_PER_SKETCH)
+
+
+def segment_steps(segment: int, num_steps: int) -> range:
+    """The micro-batches (local steps) of one segment of a window of `num_steps`."""
+    return range(segment * STEPS_PER_SKETCH, min((segment + 1) * STEPS_PER_SKETCH, num_steps))
 
 
 def state_digest(model: torch.nn.Module) -> bytes:
@@ -94,10 +114,13 @@ def state_digest(model: torch.nn.Module) -> bytes:
     return digest.digest()
 
 
-def _sign_matrix(seed: bytes, chunk_index: int, rows: int, dim: int) -> np.ndarray:
-    """A rows x dim matrix of +-1, one bit each, from SHAKE-256(tag, seed, chunk index)."""
-    num_bits = rows * dim
+def _signs(seed: bytes, numel: int) -> np.ndarray:
+    """`numel` values of +-1, one bit each, from SHAKE-256(tag, seed, chunk index) per chunk of parameters."""
     prefix = _SKETCH_TAG + struct.pack(">I", len(seed)) + seed
-    stream = hashlib.shake_256(prefix + struct.pack(">Q", chunk_index))
-    bits = np.unpackbits(np.frombuffer(stream.digest((num_bits + 7) // 8), dtype=np.uint8), count=num_bits)
-    return (1.0 - 2.0 * bits.astype(np.float64)).reshape(rows, dim)
+    chunks = []
+    for index, start in enumerate(range(0, numel, _CHUNK_ELEMENTS)):
+        count = min(_CHUNK_ELEMENTS, numel - start)
+        stream = hashlib.shake_256(prefix + struct.pack(">Q", index))
+        bits = np.unpackbits(np.frombuffer(stream.digest((count + 7) // 8), dtype=np.uint8), count=count)
+        chunks.append(1.0 - 2.0 * bits.astype(np.float32))
+    return np.concatenate(chunks)

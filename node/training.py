@@ -4,7 +4,7 @@ A contribution window is one hivemind epoch as this peer saw it: the micro-batch
 from the model state it entered the epoch with, up to the gradient round that closed the epoch.
 Because `use_local_updates=False` and state averaging is synchronous, the parameters do not move
 inside a window, so a verifier holding the window's starting state can recompute every loss and
-the gradient sketch.
+every segment's gradient sketch.
 
 Run `TrainingWorker.run` in the main thread of a process of its own (hivemind.Optimizer installs
 signal handlers and leaves SIGINT ignored); stop it by setting the event, or kill its process group.
@@ -25,7 +25,7 @@ from hivemind.compression import CompressionBase, Float16Compression, NoCompress
 from hivemind.optim import Optimizer
 
 from potluck.errors import ConfigError, PotluckError
-from potluck.node.sketch import SKETCH_DIM, SketchProjector, sketch_seed, state_digest
+from potluck.node.sketch import SKETCH_DIM, STEPS_PER_SKETCH, SketchProjector, sketch_seed, state_digest
 from potluck.node.tasks.base import TaskBase
 from potluck.node.worker_attest import AttestingGradientAverager
 
@@ -61,11 +61,10 @@ class TrainingConfig:
     average_state_every: int = 1
     # How gradients and parameters travel in averaging rounds: one of COMPRESSIONS.
     compression: str = "none"
-    sketch_dim: int = SKETCH_DIM
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for name in ("target_batch_size", "batch_size_per_step", "average_state_every", "sketch_dim"):
+        for name in ("target_batch_size", "batch_size_per_step", "average_state_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name}: must be a positive integer (got {value!r})")
@@ -101,8 +100,8 @@ class WindowStats:
     tokens: int
     # losses[i] is the loss on make_batch(data_seed, account_id, epoch, i, batch_size) at the start state.
     losses: tuple[float, ...]
-    # One sketch per micro-batch, concatenated: step i's gradient projected (sketch_dim values) with the
-    # window's projection, seeded by sketch_seed(data_seed, account_id, epoch).
+    # One sketch per segment of STEPS_PER_SKETCH micro-batches, concatenated: the segment's summed gradient
+    # projected (SKETCH_DIM values) with the window's projection, seeded by sketch_seed(data_seed, account_id, epoch).
     sketch: tuple[float, ...]
     start_state_digest: bytes
     averaged: bool
@@ -234,9 +233,10 @@ class TrainingWorker:
             optimizer.zero_grad()
             loss = task.loss(model, task.batch_to(batch, self.device))
             loss.backward()
-            window.add(float(loss.detach()), model)
+            window.losses.append(loss.detach())
 
             state_loads = optimizer.state_loads
+            optimizer.window = window  # sketches hivemind's gradient sum as it accumulates
             optimizer.step()
             if optimizer.state_loads != state_loads:
                 # We were out of sync: hivemind dropped our gradients and downloaded the swarm's state.
@@ -262,7 +262,7 @@ class TrainingWorker:
             batch_size=config.batch_size_per_step,
             samples=samples,
             tokens=samples * self.task.tokens_per_sample(),
-            losses=tuple(window.losses),
+            losses=tuple(torch.stack(window.losses).tolist()),
             sketch=tuple(window.sketches),
             start_state_digest=window.start_digest,
             averaged=outcome.succeeded,
@@ -275,40 +275,66 @@ class TrainingWorker:
 
 
 class _Window:
-    """The window being accumulated: its losses and one gradient sketch per micro-batch."""
+    """The window being accumulated: its losses and one gradient sketch per segment of micro-batches.
+
+    Losses stay tensors until the window closes (no device sync per step). Each segment's gradient sum
+    is sketched from the averager's segment buffer, which is then folded into hivemind's accumulators.
+    """
 
     def __init__(self, epoch: int, start_digest: bytes, projector: SketchProjector) -> None:
         self.epoch = epoch
         self.start_digest = start_digest
         self.projector = projector
-        self.losses: list[float] = []
+        self.losses: list[torch.Tensor] = []
         self.sketches: list[float] = []
+        self._sketched_steps = 0
         self.started_at = time.time()
         self.started_perf = time.perf_counter()
 
     @classmethod
     def begin(cls, epoch: int, model: torch.nn.Module, config: TrainingConfig) -> _Window:
         seed = sketch_seed(config.data_seed, config.account_id, epoch)
-        return cls(epoch, state_digest(model), SketchProjector(seed, config.sketch_dim))
+        return cls(epoch, state_digest(model), SketchProjector(seed, SKETCH_DIM))
 
     @property
     def num_steps(self) -> int:
         return len(self.losses)
 
-    @torch.no_grad()
-    def add(self, loss: float, model: torch.nn.Module) -> None:
-        self.sketches.extend(self.projector.sketch(model))
-        self.losses.append(loss)
+    def on_accumulated(self, averager: AttestingGradientAverager, window_ends: bool) -> None:
+        """The averager took this window's latest micro-batch; sketch the segment if it ends here."""
+        steps = self.num_steps
+        if steps > self._sketched_steps and (window_ends or steps - self._sketched_steps == STEPS_PER_SKETCH):
+            self.sketches.extend(self.projector.sketch(averager.segment_sum()))
+            averager.fold_segment()
+            self._sketched_steps = steps
 
 
 class _TrainingOptimizer(Optimizer):
-    """hivemind.Optimizer that counts state downloads, so the worker can tell a reload from an epoch step."""
+    """hivemind.Optimizer that shows the worker's window each micro-batch as the averager takes it, and
+    counts state downloads, so the worker can tell a reload from an epoch step.
+
+    The two hooks are the points of hivemind.Optimizer.step (1.1.12) where a segment may end: right
+    after a micro-batch is accumulated, and when the epoch is about to close (its gradients are then
+    averaged and reset).
+    """
 
     state_loads = 0
+    window: _Window | None = None
 
     def load_state_from_peers(self, **kwargs) -> None:
         super().load_state_from_peers(**kwargs)
         self.state_loads += 1
+
+    def _check_and_accumulate_gradients(self, batch_size: int, grad_scaler) -> bool:
+        valid = super()._check_and_accumulate_gradients(batch_size, grad_scaler)
+        if valid and self.window is not None:
+            self.window.on_accumulated(self.grad_averager, window_ends=False)
+        return valid
+
+    def _update_global_epoch(self, grad_scaler) -> None:
+        if self.window is not None:
+            self.window.on_accumulated(self.grad_averager, window_ends=True)
+        super()._update_global_epoch(grad_scaler)
 
 
 def describe_device(device: torch.device) -> str:

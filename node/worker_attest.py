@@ -5,6 +5,11 @@ finished round's `StepControl.result()` maps each groupmate's PeerID to what it 
 Optimizer schedules gradient rounds itself (`schedule_step(timeout=...)`, or `step(control=None)`
 when nothing was pre-scheduled), so this subclass fills in `gather=` for every round and tags the
 round with the epoch it belongs to. The worker asks `round_outcome(epoch)` after the epoch ends.
+
+It also accumulates micro-batch gradients in two stages, so the worker can sketch each segment's
+exact sum: a segment buffer, folded into hivemind's accumulators when the worker has sketched it
+(and always before the accumulators are averaged, loaded or reset). One fused add per micro-batch
+replaces hivemind's add per parameter.
 """
 
 from __future__ import annotations
@@ -52,6 +57,38 @@ class AttestingGradientAverager(GradientAverager):
         self._last_scheduled: StepControl | None = None
         self._last_stepped: StepControl | None = None
         super().__init__(parameters, **kwargs)
+        if self.reuse_grad_buffers:
+            raise ValueError("AttestingGradientAverager accumulates gradients itself: no reuse_grad_buffers")
+        self._segment = [torch.zeros_like(accumulator) for accumulator in self._grad_accumulators()]
+
+    @torch.no_grad()
+    def accumulate_grads_(self, batch_size: int) -> None:
+        """Add the current gradients to the segment buffer (hivemind's own method adds them to its accumulators)."""
+        if self._anchor_batch_size is None:
+            self._anchor_batch_size = batch_size  # as hivemind: later batches are scaled to the first one's size
+        self.local_samples_accumulated += batch_size
+        self.local_times_accumulated += 1
+        grads = [grad.to(buffer.device) for grad, buffer in zip(self._grads_from_parameters(), self._segment,
+                                                                 strict=True)]
+        torch._foreach_add_(self._segment, grads, alpha=float(batch_size) / self._anchor_batch_size)
+
+    def segment_sum(self) -> list[torch.Tensor]:
+        """The gradients accumulated since the last fold, one tensor per parameter."""
+        return self._segment
+
+    @torch.no_grad()
+    def fold_segment(self) -> None:
+        """Move the segment's sum into hivemind's accumulators and start a new segment."""
+        torch._foreach_add_(list(self._grad_accumulators()), self._segment)
+        torch._foreach_zero_(self._segment)
+
+    def load_accumulators_into_averager_(self) -> None:
+        self.fold_segment()
+        super().load_accumulators_into_averager_()
+
+    def reset_accumulated_grads_(self) -> None:
+        super().reset_accumulated_grads_()
+        torch._foreach_zero_(self._segment)
 
     def schedule_step(self, scheduled_time: float | None = None, **kwargs) -> StepControl:
         epoch = None

@@ -11,6 +11,7 @@ from pathlib import Path
 from potluck.manifest import SignedManifest, sign_manifest, verify_manifest
 from potluck.node.binding import PeerIdentity, load_or_create_peer_identity, make_binding
 from potluck.node.identity import AccountKey
+from potluck.node.sketch import SKETCH_DIM, num_segments
 from potluck.proto.report_pb2 import AveragingRound, ContributionReport
 from potluck.proto.signing import PURPOSE_REPORT, seal
 from potluck.swarm_config import parse_swarm_config, render_swarm_template
@@ -42,7 +43,8 @@ class Volunteer:
             origin=manifest.origin, manifest_id=manifest.manifest_id, account_id=self.account.account_id,
             peer_id=self.peer.peer_id, sequence=sequence, epoch=sequence if epoch is None else epoch,
             batch_size=batch_size, losses=[1.5] * steps, num_samples=steps * batch_size,
-            num_tokens=steps * batch_size, gradient_sketch=[0.1] * 16 * steps, state_digest=os.urandom(32),
+            num_tokens=steps * batch_size, gradient_sketch=[0.1] * SKETCH_DIM * num_segments(steps),
+            state_digest=os.urandom(32),
             averaging=AveragingRound(succeeded=False, failure="alone"), wall_time=2.0, device_class="cpu",
             started_at=now - 2.0)
         fields.update(overrides)

@@ -11,7 +11,6 @@ import grpc
 from potluck.errors import ConfigError
 from potluck.keyfile import load_or_create_secret
 from potluck.manifest import SignedManifest
-from potluck.node.sketch import SKETCH_DIM
 from potluck.node.tasks import get_task
 from potluck.swarm_config import param_dict
 from potluck.tracker.accounts import Accounts
@@ -68,7 +67,7 @@ class Tracker:
         task = get_task(m.task.name, param_dict(m.task))  # the verifier supplies shards when it needs data
         flops_per_sample, tokens_per_sample = task.flops_per_sample(), task.tokens_per_sample()
         intake = ReportIntake(manifest, accounts, flops_per_sample=flops_per_sample,
-                              tokens_per_sample=tokens_per_sample, sketch_dim=SKETCH_DIM)
+                              tokens_per_sample=tokens_per_sample)
         writer = LedgerWriter(ledger)
         writer.start()
         spec = _verifier_spec(m, config) if config.verify else None

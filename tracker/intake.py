@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from potluck.errors import VerificationError
 from potluck.manifest import SignedManifest
 from potluck.node.identity import account_id_of
+from potluck.node.sketch import SKETCH_DIM, STEPS_PER_SKETCH, num_segments
 from potluck.proto.report_pb2 import ContributionReport
 from potluck.proto.signing import PURPOSE_REPORT, open_envelope, parse_envelope
 from potluck.tracker.accounts import Accounts
@@ -70,10 +71,10 @@ class ReportIntake:
     """Checks reports against the manifest and what the ledger says about each account."""
 
     def __init__(self, manifest: SignedManifest, accounts: Accounts, *, flops_per_sample: int,
-                 tokens_per_sample: int, sketch_dim: int, swarm_epoch: Callable[[], int | None] = lambda: None,
+                 tokens_per_sample: int, swarm_epoch: Callable[[], int | None] = lambda: None,
                  clock: Callable[[], float] = time.time):
         self.manifest, self.accounts = manifest, accounts
-        self.flops_per_sample, self.tokens_per_sample, self.sketch_dim = flops_per_sample, tokens_per_sample, sketch_dim
+        self.flops_per_sample, self.tokens_per_sample = flops_per_sample, tokens_per_sample
         self.swarm_epoch, self.clock = swarm_epoch, clock
         self.lock = threading.Lock()
         self.buckets: dict[str, TokenBucket] = {}
@@ -150,9 +151,10 @@ class ReportIntake:
         if report.num_tokens != report.num_samples * self.tokens_per_sample:
             raise Rejected("INVALID_ARGUMENT", f"num_tokens {report.num_tokens} is not num_samples x "
                                                f"{self.tokens_per_sample}")
-        if len(report.gradient_sketch) != self.sketch_dim * len(report.losses):
-            raise Rejected("INVALID_ARGUMENT", f"expected {self.sketch_dim} sketch values per micro-batch "
-                                               f"({self.sketch_dim * len(report.losses)}), got "
+        expected = SKETCH_DIM * num_segments(len(report.losses))
+        if len(report.gradient_sketch) != expected:
+            raise Rejected("INVALID_ARGUMENT", f"expected {SKETCH_DIM} sketch values per segment of "
+                                               f"{STEPS_PER_SKETCH} micro-batches ({expected}), got "
                                                f"{len(report.gradient_sketch)}")
         if len(report.state_digest) != 32:
             raise Rejected("INVALID_ARGUMENT", "state_digest must be 32 bytes")

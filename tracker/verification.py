@@ -22,7 +22,7 @@ from potluck.proto.report_pb2 import Attestation, ContributionReport
 from potluck.proto.signing import PURPOSE_ATTESTATION, open_envelope
 from potluck.tracker.accounts import Accounts
 from potluck.tracker.credit_policy import CreditPolicy
-from potluck.tracker.recompute import STEPS_ON_SUSPICION, pick_steps
+from potluck.tracker.recompute import SEGMENTS_ON_SUSPICION, pick_segments
 from potluck.tracker.verifier import Job, VerifierSpec, run_verifier
 from potluck.tracker.writer import LedgerWriter
 
@@ -90,7 +90,7 @@ class Verification:
         checked = self.process is not None
         digest = hashlib.sha256(envelope).digest()
         sampled = checked and self.policy.should_check(account, digest)
-        steps = tuple(pick_steps(self.policy.check_key, digest, len(report.losses), STEPS_ON_SUSPICION))
+        segments = tuple(pick_segments(self.policy.check_key, digest, len(report.losses), SEGMENTS_ON_SUSPICION))
         entries = self.policy.on_grant(account, index, flops, checked=checked)
         try:
             check_attestations(report, self.accounts)
@@ -98,7 +98,7 @@ class Verification:
             entries += self.policy.on_check(account, index, passed=False, check="attestation", reason=str(e))
             checked = False
         if checked:
-            self.jobs.put(Job(index=index, envelope=envelope, steps=steps, sampled=sampled,
+            self.jobs.put(Job(index=index, envelope=envelope, segments=segments, sampled=sampled,
                               queued_at=time.monotonic()))
         await self._log(entries)
 

@@ -61,7 +61,7 @@ class VerifierSpec:
 class Job:
     index: int  # ledger index of the grant
     envelope: bytes  # the report, as signed
-    steps: tuple[int, ...]  # micro-batches the tracker drew for recomputation, most telling first
+    segments: tuple[int, ...]  # segments the tracker drew for recomputation, most telling first
     sampled: bool  # drawn for stage (c); otherwise stage (b) only, unless it raises suspicion
     queued_at: float
 
@@ -185,7 +185,7 @@ def _drain(jobs) -> list[Job]:
 
 def _decide(job: Job, spec: VerifierSpec, task, checker, snapshots, progress: ProgressBook) -> dict | None:
     """A verdict for the job, or None while the state it needs may still arrive."""
-    from potluck.tracker.recompute import STEPS_PER_CHECK, compare, recompute
+    from potluck.tracker.recompute import SEGMENTS_PER_CHECK, compare, recompute
 
     report = ContributionReport.FromString(open_envelope(job.envelope, purpose=PURPOSE_REPORT,
                                                          origin=spec.origin).payload)
@@ -208,9 +208,9 @@ def _decide(job: Job, spec: VerifierSpec, task, checker, snapshots, progress: Pr
     checker.load_state_dict(snapshot[1])
     started = time.process_time()
     try:
-        # A suspicious claim gets all the drawn micro-batches: a padded window hides few real ones.
-        steps = list(job.steps) if suspicion else list(job.steps[:STEPS_PER_CHECK])
-        compare(report, recompute(task, checker, report, spec.data_seed, steps))
+        # A suspicious claim gets all the drawn segments: a padded window hides few real ones.
+        segments = list(job.segments) if suspicion else list(job.segments[:SEGMENTS_PER_CHECK])
+        compare(report, recompute(task, checker, report, spec.data_seed, segments))
         passed, reason = True, ""
     except VerificationError as e:
         passed, reason = False, str(e) + (f"; and it {suspicion}" if suspicion else "")

@@ -16,6 +16,7 @@ import torch
 
 from potluck.cli import main
 from potluck.node import supervisor, training
+from potluck.node.sketch import SKETCH_DIM, num_segments
 from potluck.node.training import WindowStats
 
 MODE, CHEAT_AFTER = sys.argv[1], int(sys.argv[2])
@@ -27,7 +28,7 @@ def doctored(stats: WindowStats) -> WindowStats:
     rng = random.Random(stats.epoch)
     if MODE == "triple":
         return replace(stats, samples=3 * stats.samples, tokens=3 * stats.tokens, losses=stats.losses * 3,
-                       sketch=stats.sketch * 3)
+                       sketch=(stats.sketch * 3)[:SKETCH_DIM * num_segments(3 * len(stats.losses))])
     if MODE == "fake":
         low, high = min(stats.losses), max(stats.losses)
         scale = max(abs(v) for v in stats.sketch)

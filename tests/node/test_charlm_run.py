@@ -25,7 +25,7 @@ import torch
 from proctree import descendant_pids
 
 from potluck.errors import VerificationError
-from potluck.node.sketch import SKETCH_DIM
+from potluck.node.sketch import SKETCH_DIM, num_segments
 from potluck.node.tasks import get_task, load_shards
 from potluck.node.training import TrainingConfig, TrainingWorker
 
@@ -118,7 +118,7 @@ def test_charlm_loss_falls_on_the_shipped_corpus():
     for window in windows:
         assert window["samples"] == BATCH_SIZE * len(window["losses"])
         assert window["tokens"] == window["samples"] * PARAMS["seq_len"]
-        assert len(window["sketch"]) == SKETCH_DIM * len(window["losses"])
+        assert len(window["sketch"]) == SKETCH_DIM * num_segments(len(window["losses"]))
         assert not window["averaged"] and "no other peers" in window["averaging_error"]
 
     def mean_loss(some: list[dict]) -> float:

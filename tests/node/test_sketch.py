@@ -39,7 +39,7 @@ def test_sketch_notices_a_small_change_and_roughly_preserves_distances():
 
     other = gradient(seed=1)
     ratio = distance(gradient_sketch(g, SEED), gradient_sketch(other, SEED)) / (g - other).norm().item()
-    assert 0.6 < ratio < 1.4  # a random projection to 64 dims keeps distances within ~10% (1 sigma)
+    assert 0.6 < ratio < 1.4  # 16 signed block sums keep distances within ~18% (1 sigma)
 
 
 def test_sketch_is_linear():
@@ -52,7 +52,7 @@ def test_sketch_is_linear():
 
 
 def test_sketch_does_not_depend_on_how_the_gradient_is_split_into_tensors():
-    flat = gradient(size=70_000)  # spans three projection chunks
+    flat = gradient(size=(1 << 20) + 70_000)  # its signs come from two SHAKE streams
     pieces = [flat[:1000], flat[1000:51_000].reshape(100, 500), flat[51_000:]]
     assert gradient_sketch(pieces, SEED) == gradient_sketch(flat, SEED)
 
@@ -102,5 +102,5 @@ def test_another_process_computes_the_same_sketch_and_digest():
 def test_a_projector_reused_across_micro_batches_equals_fresh_sketches():
     projector = SketchProjector(SEED, SKETCH_DIM)
     for _ in range(3):
-        g = torch.randn(70_000)  # spans three chunks
+        g = torch.randn(70_000)
         assert projector.sketch(g) == gradient_sketch(g, SEED, dim=SKETCH_DIM)

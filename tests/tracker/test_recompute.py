@@ -16,40 +16,57 @@ import pytest
 import torch
 
 from potluck.errors import VerificationError
-from potluck.node.sketch import SKETCH_DIM
+from potluck.node.sketch import SKETCH_DIM, num_segments, segment_steps
 from potluck.node.tasks import get_task
 from potluck.proto.report_pb2 import ContributionReport
-from potluck.tracker.recompute import LOSS_RTOL, SKETCH_RTOL, compare, pick_steps, recompute
+from potluck.tracker.recompute import LOSS_RTOL, SKETCH_RTOL, compare, pick_segments, recompute
 
 pytestmark = pytest.mark.timeout(300)
 
 SEED = b"potluck recompute test seed"
 ACCOUNT = "ab" * 32
-NUM_WINDOWS, STEPS, BATCH = 50, 16, 32
-CHECKS = NUM_WINDOWS * 4  # 200 recomputation checks of 4 micro-batches each
+NUM_WINDOWS, STEPS, BATCH = 50, 28, 32  # 28 micro-batches: segments of 8, 8, 8 and a short one of 4
+CHECKS = NUM_WINDOWS * 4  # 200 recomputation checks, each of one segment
 
-# A node's side: train windows with a real optimizer and record what a report claims.
+# A node's side: the worker's own window bookkeeping (potluck.node.training._Window), fed micro-batch
+# gradients the way AttestingGradientAverager accumulates them (a segment buffer folded into the
+# window's sum), and a real optimizer step between windows.
 NODE = textwrap.dedent(f"""
     import json, sys, torch
     from potluck.node.sketch import SketchProjector, sketch_seed, SKETCH_DIM
     from potluck.node.tasks import get_task
+    from potluck.node.training import _Window
     torch.set_num_threads(2)
     task = get_task("synthetic")
     model = task.build_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    class Sums:  # the two stages of AttestingGradientAverager's accumulation
+        def __init__(self):
+            self.segment = [torch.zeros_like(p) for p in model.parameters()]
+            self.total = [torch.zeros_like(p) for p in model.parameters()]
+        def segment_sum(self):
+            return self.segment
+        def fold_segment(self):
+            torch._foreach_add_(self.total, self.segment)
+            torch._foreach_zero_(self.segment)
     windows = []
     for epoch in range({NUM_WINDOWS}):
         state = [p.detach().clone().tolist() for p in model.parameters()]
-        projector = SketchProjector(sketch_seed({SEED!r}, {ACCOUNT!r}, epoch), SKETCH_DIM)
-        losses, sketches = [], []
+        window = _Window(epoch, b"", SketchProjector(sketch_seed({SEED!r}, {ACCOUNT!r}, epoch), SKETCH_DIM))
+        sums = Sums()
         for step in range({STEPS}):
             model.zero_grad()
             loss = task.loss(model, task.make_batch({SEED!r}, {ACCOUNT!r}, epoch, step, {BATCH}))
             loss.backward()
-            losses.append(loss.item())
-            sketches += projector.sketch(model)
+            window.losses.append(loss.detach())
+            torch._foreach_add_(sums.segment, [p.grad for p in model.parameters()])
+            window.on_accumulated(sums, window_ends=False)
+        window.on_accumulated(sums, window_ends=True)
+        for p, total in zip(model.parameters(), sums.total):
+            p.grad = total / {STEPS}
         optimizer.step()  # the swarm's update between windows
-        windows.append(dict(epoch=epoch, state=state, losses=losses, sketch=sketches))
+        windows.append(dict(epoch=epoch, state=state, losses=torch.stack(window.losses).tolist(),
+                            sketch=window.sketches))
     json.dump(windows, sys.stdout)
 """)
 
@@ -73,9 +90,9 @@ def model_at(window):
     return model
 
 
-def check(window, report, steps=None):
-    steps = steps if steps is not None else pick_steps(b"k" * 32, os.urandom(32), len(report.losses))
-    recomputed = recompute(get_task("synthetic"), model_at(window), report, SEED, steps)
+def check(window, report, segments=None):
+    segments = segments if segments is not None else pick_segments(b"k" * 32, os.urandom(32), len(report.losses))
+    recomputed = recompute(get_task("synthetic"), model_at(window), report, SEED, segments)
     compare(report, recomputed)
     return recomputed
 
@@ -85,19 +102,23 @@ def test_honest_windows_pass_every_check_and_the_margin_is_measured(honest_windo
     failures, worst_loss, worst_sketch = 0, 0.0, 0.0
     for window in honest_windows:
         report = report_of(window)
-        steps = pick_steps(b"k" * 32, os.urandom(32), STEPS)
-        recomputed = recompute(get_task("synthetic"), model_at(window), report, SEED, steps)
-        for step in steps:
+        assert len(report.gradient_sketch) == SKETCH_DIM * num_segments(STEPS) == SKETCH_DIM * 4
+        segments = pick_segments(b"k" * 32, os.urandom(32), STEPS)
+        assert sorted(segments) == [0, 1, 2, 3]
+        recomputed = recompute(get_task("synthetic"), model_at(window), report, SEED, segments)
+        for step in range(STEPS):
             worst_loss = max(worst_loss, abs(recomputed.losses[step] - report.losses[step]) / abs(report.losses[step]))
-            claimed = torch.tensor(report.gradient_sketch[step * SKETCH_DIM:(step + 1) * SKETCH_DIM])
-            actual = torch.tensor(recomputed.sketches[step])
+        for segment in segments:
+            claimed = torch.tensor(report.gradient_sketch[segment * SKETCH_DIM:(segment + 1) * SKETCH_DIM])
+            actual = torch.tensor(recomputed.sketches[segment])
             worst_sketch = max(worst_sketch, ((claimed - actual).norm() / actual.norm()).item())
         try:
             compare(report, recomputed)
         except VerificationError:
             failures += 1
-    print(f"\nhonest recomputation over {CHECKS} micro-batch checks: worst loss deviation {worst_loss:.2e} "
-          f"(tolerance {LOSS_RTOL}), worst sketch deviation {worst_sketch:.2e} (tolerance {SKETCH_RTOL}), "
+    print(f"\nhonest recomputation over {CHECKS} segment checks ({NUM_WINDOWS * STEPS} micro-batches): "
+          f"worst loss deviation {worst_loss:.2e} (tolerance {LOSS_RTOL}), "
+          f"worst sketch deviation {worst_sketch:.2e} (tolerance {SKETCH_RTOL}), "
           f"false failures {failures}/{NUM_WINDOWS} windows")
     assert failures == 0
     assert worst_loss < LOSS_RTOL / 10 and worst_sketch < SKETCH_RTOL / 10  # the margin is real
@@ -123,19 +144,30 @@ def test_made_up_sketches_fail(honest_windows):
         check(window, report)
 
 
-def test_a_tripled_window_fails_when_a_padded_micro_batch_is_drawn(honest_windows):
+def test_a_tripled_window_fails_when_a_padded_segment_is_drawn(honest_windows):
     window = honest_windows[10]
     report = report_of(window)
-    # Claim three times the work: the extra micro-batches repeat the real claims.
+    # Claim three times the work: the extra micro-batches and segments repeat the real claims.
     report.losses[:] = list(report.losses) * 3
-    report.gradient_sketch[:] = list(report.gradient_sketch) * 3
+    report.gradient_sketch[:] = (list(report.gradient_sketch) * 3)[:SKETCH_DIM * num_segments(3 * STEPS)]
+    padded = num_segments(STEPS) + 1
+    assert segment_steps(padded, 3 * STEPS).start >= STEPS
     with pytest.raises(VerificationError):
-        check(window, report, steps=[STEPS + 1])
+        check(window, report, segments=[padded])
 
 
-def test_picked_steps_are_distinct_keyed_and_in_range():
+def test_one_made_up_micro_batch_fails_its_segment(honest_windows):
+    window = honest_windows[10]
+    report = report_of(window)
+    report.losses[9] *= 1.5  # segment 1 holds micro-batches 8-15
+    check(window, report, segments=[0, 2, 3])
+    with pytest.raises(VerificationError, match="micro-batch 9"):
+        check(window, report, segments=[1])
+
+
+def test_picked_segments_are_distinct_keyed_and_in_range():
     digest = os.urandom(32)
-    steps = pick_steps(b"k" * 32, digest, 100)
-    assert len(set(steps)) == 4 and all(0 <= s < 100 for s in steps)
-    assert steps == pick_steps(b"k" * 32, digest, 100) != pick_steps(b"x" * 32, digest, 100)
-    assert sorted(pick_steps(b"k" * 32, digest, 2)) == [0, 1]
+    segments = pick_segments(b"k" * 32, digest, 800)  # 100 segments
+    assert len(set(segments)) == 4 and all(0 <= s < 100 for s in segments)
+    assert segments == pick_segments(b"k" * 32, digest, 800) != pick_segments(b"x" * 32, digest, 800)
+    assert sorted(pick_segments(b"k" * 32, digest, 9)) == [0, 1]
