@@ -13,7 +13,7 @@ the same run (as benchmarks/ledger.py does), so figures from different machines 
   a report (intake check, ledger append, receipt) and a cProfile of its event-loop thread, from a
   second, profiled run (profiling slows it down, so its rate is not the figure);
 * the verifier's CPU as a share of the swarm's training CPU at the template's defaults: one
-  recomputation check (`STEPS_PER_CHECK` micro-batches through the verifier's own code path)
+  recomputation check (`SEGMENTS_PER_CHECK` segments of micro-batches through the verifier's own code path)
   against a node training one window of `target_batch_size / batch_size` micro-batches.
 
 Timed sections run `--repeat` times and the best run counts, as `timeit` does: on a shared machine
@@ -50,12 +50,14 @@ from swarmkit import Volunteer  # noqa: E402  (the tests' volunteer: bound ident
 from potluck.manifest import read_manifest_file, sign_manifest, verify_manifest  # noqa: E402
 from potluck.node.identity import AccountKey  # noqa: E402
 from potluck.swarm_config import parse_swarm_config, render_swarm_template  # noqa: E402
+from potluck.tracker.intake import RATE_BURST  # noqa: E402
 
 TARGETS = {  # reports/s: minimum ratio to Ed25519 verifications/s on one core; verifier: maximum share
     "reports_logged_per_s": 0.3,
     "verifier_cpu_share_at_sampling_rate": 0.05,
 }
 RPC_TIMEOUT = 120.0
+REPORTS_PER_ACCOUNT = RATE_BURST // 2
 # Sizes of a real ack's receipt and checkpoint for these reports (an ack is ~2.6 KB on the wire).
 ECHO_RECEIPT_CHARS, ECHO_CHECKPOINT_CHARS = 2300, 200
 SMALL_WINDOW = 8  # micro-batches in the window of a node with a small share of the epoch
@@ -248,7 +250,11 @@ class TrackerProcess:
 
 def volunteer(port: int, manifest_bytes: bytes, directory: Path, sizes: list[int], barrier, results,
               echo: bool) -> None:
-    """Register, sign every round's reports up front, then stream one round per barrier."""
+    """Register, sign every round's reports up front, then stream one round per barrier.
+
+    A volunteer sends one report per epoch; the tracker lets an account send at most a burst of
+    RATE_BURST at once. So each client speaks for many accounts, each sending fewer than that.
+    """
     import grpc
 
     from potluck.proto import tracker_pb2 as pb
@@ -257,17 +263,22 @@ def volunteer(port: int, manifest_bytes: bytes, directory: Path, sizes: list[int
 
     try:
         manifest = verify_manifest(manifest_bytes)
-        me = Volunteer.create(directory)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = TrackerStub(channel)
             log_key = stub.GetManifest(pb.GetManifestRequest(), timeout=RPC_TIMEOUT).log_key
-            stub.Register(pb.RegisterRequest(binding=me.binding(manifest)), timeout=RPC_TIMEOUT)
+            accounts = [Volunteer.create(directory / f"account-{i}")
+                        for i in range(-(-sum(sizes) // REPORTS_PER_ACCOUNT))]
+            for me in accounts:
+                stub.Register(pb.RegisterRequest(binding=me.binding(manifest)), timeout=RPC_TIMEOUT)
             rounds, sequence = [], 0
             for size in sizes:
                 # A CPU node's window at the template's defaults: 8 micro-batches of 32, one epoch each.
-                rounds.append([pb.SubmitReportRequest(report=me.report(manifest, sequence + i + 1, steps=8,
-                                                                       batch_size=32)) for i in range(size)])
-                sequence += size
+                reports = []
+                for _ in range(size):
+                    me = accounts[sequence // REPORTS_PER_ACCOUNT]
+                    reports.append(me.report(manifest, sequence % REPORTS_PER_ACCOUNT + 1, steps=8, batch_size=32))
+                    sequence += 1
+                rounds.append([pb.SubmitReportRequest(report=report) for report in reports])
             for requests in rounds:
                 barrier.wait()
                 cpu = os.times()
@@ -341,12 +352,12 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
     import torch
 
     from potluck.node.hardware import pick_batch_size
-    from potluck.node.sketch import SKETCH_DIM, SketchProjector, sketch_seed, state_digest
+    from potluck.node.sketch import SKETCH_DIM, STEPS_PER_SKETCH, SketchProjector, sketch_seed, state_digest
     from potluck.node.tasks import get_task
     from potluck.proto.report_pb2 import ContributionReport
     from potluck.proto.signing import PURPOSE_REPORT, seal
     from potluck.swarm_config import param_dict
-    from potluck.tracker.recompute import STEPS_PER_CHECK, pick_steps
+    from potluck.tracker.recompute import SEGMENTS_PER_CHECK, pick_segments
     from potluck.tracker.verifier import Job, ProgressBook, VerifierSpec, _decide
 
     # One thread on both sides, as the verifier runs: CPU seconds, not wall time, are what is compared,
@@ -373,13 +384,14 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
         digest = state_digest(model)
         projector = SketchProjector(sketch_seed(seed, account.account_id, epoch), SKETCH_DIM)
         losses, sketch = [], []
+        optimizer.zero_grad()
         for step in range(num_steps):
-            optimizer.zero_grad()
             loss = task.loss(model, task.make_batch(seed, account.account_id, epoch, step, batch_size))
-            loss.backward()
+            loss.backward()  # a segment's gradients add up, as in the node's segment buffer
             losses.append(float(loss.detach()))
-            with torch.no_grad():
+            if (step + 1) % STEPS_PER_SKETCH == 0 or step + 1 == num_steps:
                 sketch += projector.sketch(model)
+                optimizer.zero_grad()
         optimizer.step()  # hivemind steps once per epoch, on the averaged gradients
         cpu = time.process_time() - started
         report = ContributionReport(origin=config.origin, account_id=account.account_id, epoch=epoch,
@@ -389,9 +401,9 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
                         origin=config.origin, signing_key=account.signing_key)
         return cpu, envelope, {digest: (epoch, snapshot)}
 
-    def check(envelope: bytes, snapshots: dict, steps: tuple[int, ...]) -> tuple[float, float]:
+    def check(envelope: bytes, snapshots: dict, segments: tuple[int, ...]) -> tuple[float, float]:
         """(CPU seconds of the whole job, the verifier's own `cpu_seconds` for recomputation)."""
-        job = Job(index=0, envelope=envelope, steps=steps, queued_at=time.monotonic())
+        job = Job(index=0, envelope=envelope, segments=segments, sampled=bool(segments), queued_at=time.monotonic())
         started = time.process_time()
         verdict = _decide(job, spec, task, checker, snapshots, progress)
         cpu = time.process_time() - started
@@ -405,9 +417,9 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
         for epoch in range(first_epoch, first_epoch + num_windows):
             cpu, envelope, snapshots = train_window(epoch, num_steps)
             windows.append(cpu)
-            steps = tuple(pick_steps(b"bench check key", hashlib.sha256(envelope).digest(), num_steps))
+            segments = tuple(pick_segments(b"bench check key", hashlib.sha256(envelope).digest(), num_steps))
             for _ in range(repeat):
-                job_cpu, recompute_cpu = check(envelope, snapshots, steps)
+                job_cpu, recompute_cpu = check(envelope, snapshots, segments)
                 checks.append(job_cpu)
                 recomputes.append(recompute_cpu)
             progress_checks.append(min(check(envelope, snapshots, ())[0] for _ in range(20)))
@@ -419,13 +431,14 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
                 "share_new_accounts": round((stage_c + stage_b) / window, 4),
                 "share_progress_check_alone": round(stage_b / window, 5)}
 
-    train_window(1_000_000, STEPS_PER_CHECK)  # warm up torch and the task's caches
+    train_window(1_000_000, SEGMENTS_PER_CHECK * STEPS_PER_SKETCH)  # warm up torch and the task's caches
     whole = measure(num_steps, 0)
     # A node with a small share of a big swarm's epoch reports few micro-batches; a check costs the same.
     small = measure(SMALL_WINDOW, num_windows) if num_steps > SMALL_WINDOW else whole
     return {
         "defaults": {"task": config.task.name, "target_batch_size": target, "batch_size": batch_size,
-                     "micro_batches_per_window": num_steps, "steps_per_check": STEPS_PER_CHECK,
+                     "micro_batches_per_window": num_steps, "segments_per_check": SEGMENTS_PER_CHECK,
+                     "micro_batches_per_segment": STEPS_PER_SKETCH,
                      "sampling_rate": sampling_rate, "new_account_checks": config.credit_policy.new_account_checks},
         **whole,
         f"window_of_{SMALL_WINDOW}_micro_batches": small,
@@ -514,7 +527,8 @@ def main() -> None:
             "per_s": round(profiled["rounds"][1]["per_s"], 1),
             "spans": profiled["spans"], "loop_thread_profile": profiled["loop_thread_profile"]},
         "sizes": {"repeat": repeat, "clients": num_clients, "reports_per_client_per_round": per_client,
-                  "report": "8 micro-batches of 32 samples, 128 sketch values, signed (~1 KB)"},
+                  "report": "8 micro-batches of 32 samples, one 16-value sketch, signed (~0.5 KB)",
+                  "accounts_per_client": -(-(warmup + per_client * repeat) // REPORTS_PER_ACCOUNT)},
         "machine": {"cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
                     "python": platform.python_version(), "platform": sys.platform,
                     "note": "the tracker and every volunteer process share these cores; tracker_one_core_* says "
