@@ -61,6 +61,15 @@ class CreditPolicy:
         account = self.account(account_id)
         return account.scrutiny_left > 0 or self.draw(report_sha256) < self.policy.sampling_rate
 
+    def escrowed(self) -> list[tuple[str, int]]:
+        """(account, grant index) of every grant still in escrow, in ledger order."""
+        return sorted(((account.account_id, index) for account in self.accounts.values() for index in account.escrow),
+                      key=lambda item: item[1])
+
+    def hold(self, account_id: str, index: int) -> None:
+        """Grant `index` waits for a check again (its earlier one was lost when the tracker stopped)."""
+        self.account(account_id).pending.add(index)
+
     def on_grant(self, account_id: str, index: int, flops: int, *, checked: bool) -> list[LedgerEntry]:
         """A grant was logged; returns the vest entries it makes due."""
         account = self.account(account_id)

@@ -88,9 +88,6 @@ class Verification:
         """A grant was logged: schedule its checks (or, with no verifier, let the policy vest on depth alone)."""
         account = report.account_id
         checked = self.process is not None
-        digest = hashlib.sha256(envelope).digest()
-        sampled = checked and self.policy.should_check(account, digest)
-        segments = tuple(pick_segments(self.policy.check_key, digest, len(report.losses), SEGMENTS_ON_SUSPICION))
         entries = self.policy.on_grant(account, index, flops, checked=checked)
         try:
             check_attestations(report, self.accounts)
@@ -98,9 +95,22 @@ class Verification:
             entries += self.policy.on_check(account, index, passed=False, check="attestation", reason=str(e))
             checked = False
         if checked:
-            self.jobs.put(Job(index=index, envelope=envelope, segments=segments, sampled=sampled,
-                              queued_at=time.monotonic()))
+            self._queue(index, envelope, report)
         await self._log(entries)
+
+    def recheck(self, index: int, envelope: bytes, report: ContributionReport) -> None:
+        """A grant still in escrow when the tracker started: its check, if any was pending, was lost with
+        the process before, so it is checked again (and holds vesting until then), as a new grant is."""
+        if self.process is not None:
+            self.policy.hold(report.account_id, index)
+            self._queue(index, envelope, report)
+
+    def _queue(self, index: int, envelope: bytes, report: ContributionReport) -> None:
+        digest = hashlib.sha256(envelope).digest()
+        sampled = self.policy.should_check(report.account_id, digest)
+        segments = tuple(pick_segments(self.policy.check_key, digest, len(report.losses), SEGMENTS_ON_SUSPICION))
+        self.jobs.put(Job(index=index, envelope=envelope, segments=segments, sampled=sampled,
+                          queued_at=time.monotonic()))
 
     def _read_verdicts(self) -> None:
         while not self.process.exited():
