@@ -391,7 +391,8 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
             losses.append(float(loss.detach()))
             if (step + 1) % STEPS_PER_SKETCH == 0 or step + 1 == num_steps:
                 sketch += projector.sketch(model)
-                optimizer.zero_grad()
+                if step + 1 < num_steps:
+                    optimizer.zero_grad()  # the last segment's gradient stays for the step (a stand-in)
         optimizer.step()  # hivemind steps once per epoch, on the averaged gradients
         cpu = time.process_time() - started
         report = ContributionReport(origin=config.origin, account_id=account.account_id, epoch=epoch,
@@ -433,7 +434,7 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
 
     train_window(1_000_000, SEGMENTS_PER_CHECK * STEPS_PER_SKETCH)  # warm up torch and the task's caches
     whole = measure(num_steps, 0)
-    # A node with a small share of a big swarm's epoch reports few micro-batches; a check costs the same.
+    # A node with a small share of a big swarm's epoch reports few micro-batches; a check costs at most as much.
     small = measure(SMALL_WINDOW, num_windows) if num_steps > SMALL_WINDOW else whole
     return {
         "defaults": {"task": config.task.name, "target_batch_size": target, "batch_size": batch_size,
@@ -444,8 +445,8 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
         f"window_of_{SMALL_WINDOW}_micro_batches": small,
         "windows": num_windows,
         "note": "CPU seconds, one torch thread on both sides; a window is one node training a whole epoch "
-                "(target_batch_size / batch_size micro-batches, forward, backward and sketch each, one Adam "
-                "step); stage (b) is the verifier's per-report job without recomputation",
+                "(target_batch_size / batch_size micro-batches, forward and backward each, a sketch per segment, "
+                "one Adam step); stage (b) is the verifier's per-report job without recomputation",
     }
 
 

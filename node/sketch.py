@@ -3,10 +3,10 @@
 The gradient sketch maps the flattened gradient (P values) to `dim` values: the gradient is cut into
 `dim` contiguous blocks of ceil(P / dim) values, and each sketch value is one block's sum with a
 random sign on every entry. It is a random projection whose directions have disjoint supports: as
-hard to fake as a dense one (every value needs its block's true gradient, and blocks span every
-layer), and the node's cost is one pass over the gradient. The signs come from SHAKE-256 of the
-seed, one bit per parameter, so every platform draws the same; a window keeps them while it lasts
-(as float32 on the gradients' device: 4 bytes per parameter).
+hard to fake as a dense one (every value needs its block's true gradient, and together the blocks
+cover every parameter, the first layers' too), and the node's cost is one pass over the gradient.
+The signs come from SHAKE-256 of the seed, one bit per parameter, so every platform draws the same;
+a window keeps them while it lasts (as float32 on the gradients' device: 4 bytes per parameter).
 
 A window's micro-batches are cut into segments of `STEPS_PER_SKETCH` (the last may be shorter), and
 each segment's summed gradient gets its own sketch, so the verifier can check a few segments, picked

@@ -303,7 +303,7 @@ class _Window:
     def on_accumulated(self, averager: AttestingGradientAverager, window_ends: bool) -> None:
         """The averager took this window's latest micro-batch; sketch the segment if it ends here."""
         steps = self.num_steps
-        if steps > self._sketched_steps and (window_ends or steps - self._sketched_steps == STEPS_PER_SKETCH):
+        if steps > self._sketched_steps and (window_ends or steps - self._sketched_steps >= STEPS_PER_SKETCH):
             self.sketches.extend(self.projector.sketch(averager.segment_sum()))
             averager.fold_segment()
             self._sketched_steps = steps

@@ -52,13 +52,13 @@ class AttestingGradientAverager(GradientAverager):
         payload_for_round: Callable[[], tuple[int, bytes]],
         **kwargs,
     ) -> None:
+        if kwargs.get("reuse_grad_buffers"):
+            raise ValueError("AttestingGradientAverager accumulates gradients itself: no reuse_grad_buffers")
         # Set before super().__init__, which forks the averager's background process.
         self._payload_for_round = payload_for_round
         self._last_scheduled: StepControl | None = None
         self._last_stepped: StepControl | None = None
         super().__init__(parameters, **kwargs)
-        if self.reuse_grad_buffers:
-            raise ValueError("AttestingGradientAverager accumulates gradients itself: no reuse_grad_buffers")
         self._segment = [torch.zeros_like(accumulator) for accumulator in self._grad_accumulators()]
 
     @torch.no_grad()

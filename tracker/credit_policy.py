@@ -33,6 +33,7 @@ class AccountCredit:
     num_passed_checks: int = 0
     scrutiny_left: int = 0  # reports still checked at rate 1 (new accounts, accounts with a strike)
     strikes: int = 0
+    struck: set[int] = field(default_factory=set)  # grant indices that already earned a strike
     frozen: bool = False  # after a strike, nothing vests until enough clean checks pass
     clean_checks: int = 0
     forfeited: bool = False
@@ -62,9 +63,9 @@ class CreditPolicy:
         return account.scrutiny_left > 0 or self.draw(report_sha256) < self.policy.sampling_rate
 
     def escrowed(self) -> list[tuple[str, int]]:
-        """(account, grant index) of every grant still in escrow, in ledger order."""
-        return sorted(((account.account_id, index) for account in self.accounts.values() for index in account.escrow),
-                      key=lambda item: item[1])
+        """(account, grant index) of every grant still in escrow and not already struck, in ledger order."""
+        return sorted(((account.account_id, index) for account in self.accounts.values()
+                       for index in account.escrow if index not in account.struck), key=lambda item: item[1])
 
     def hold(self, account_id: str, index: int) -> None:
         """Grant `index` waits for a check again (its earlier one was lost when the tracker stopped)."""
@@ -142,6 +143,7 @@ class CreditPolicy:
         elif kind == "strike":
             account = self.account(body.account_id)
             account.strikes += 1
+            account.struck.add(body.report_index)
             account.frozen, account.clean_checks = True, 0
             account.scrutiny_left = max(account.scrutiny_left, self.policy.new_account_checks, 1)
         elif kind == "ban":

@@ -23,7 +23,7 @@ from potluck.proto.report_pb2 import ContributionReport
 from potluck.proto.signing import PURPOSE_REPORT, open_envelope, parse_envelope
 from potluck.tracker.accounts import Accounts
 
-MAX_REPORT_BYTES = 1024 * 1024  # a window of ~12k micro-batches (17 floats each)
+MAX_REPORT_BYTES = 1024 * 1024  # a window of ~85k micro-batches (a loss each, a 16-float sketch per 8)
 CLOCK_SLACK = 60.0  # seconds of clock difference tolerated between node and tracker
 EPOCH_SLACK = 2  # epochs a report may lead the swarm's epoch (the tracker's view lags the DHT)
 # hivemind peers overshoot the target batch when they do not yet see each other's progress or a round

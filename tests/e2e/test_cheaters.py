@@ -4,16 +4,16 @@
 Detection arithmetic, with this swarm's policy (new_account_checks = 2, sampling_rate = 0.1):
 
 * `fake` (made-up losses and sketches) and `freerider` (never computes a gradient) cheat from their
-  first report. A new account's reports are all recomputed (4 drawn micro-batches each; every one
-  of them is fake), and epoch 0 starts from the initial model, which the verifier always holds:
+  first report. A new account's reports are all recomputed (4 drawn segments of 8 micro-batches
+  each; every one of them is fake), and epoch 0 starts from the initial model, which the verifier always holds:
   the first report is a strike (detection within 1 report), and nothing vests after a strike.
   The second strike, which forfeits the escrow, needs a second report whose starting state the
   verifier saw; on 2 shared cores averaging rounds time out and states diverge, so within 6
   epochs that is likely but not certain: when it comes, the forfeit must follow.
 * `triple` is honest for 3 reports: its first 2 are recomputed and pass, which drops it to the
   default rate of 0.1. Then it claims three times its work. Its own hivemind progress record shows
-  a third of the claim, which is suspicion: the report is recomputed on 8 drawn micro-batches,
-  each one a padded (fake) micro-batch with probability 2/3, so a padded window escapes with
+  a third of the claim, which is suspicion: the report is recomputed on 8 drawn segments, each
+  one padded (fake micro-batches) with probability about 2/3, so a padded window escapes with
   probability (1/3)^8 < 2e-4. Expected: a strike on each cheating report, forfeit by the 2nd.
   (Without stage b it would take 1/0.1 = 10 reports per strike on average.)
 
@@ -146,7 +146,9 @@ def test_cheating_from_the_start_is_struck_forfeited_and_never_vests(outcome, na
     entries = _kinds_by_account(outcome)[outcome.accounts[name]]
     kinds = [e.WhichOneof("kind") for e in entries]
     strikes = [e.strike for e in entries if e.WhichOneof("kind") == "strike"]
-    assert strikes and strikes[0].check == "recompute" and "micro-batch" in strikes[0].reason, kinds
+    # fake: "micro-batch N: claimed loss ..."; freerider (honest losses): "segment N (...): gradient sketch differs"
+    expected = "claimed loss" if name == "fake" else "gradient sketch differs"
+    assert strikes and strikes[0].check == "recompute" and expected in strikes[0].reason, (kinds, strikes)
     first = sorted(outcome.grants[name].values())
     assert strikes[0].report_index == first[0]  # caught on its very first report
     if len(strikes) >= 2:

@@ -111,3 +111,16 @@ def test_an_unverifiable_check_holds_vesting_until_a_later_recomputation_passes(
     for entry in log.policy.on_check(ALICE, later[2], passed=True, check="recompute", reason="", recomputed=True):
         log.append(entry)
     assert log.alice.vested_flops == 10 * 100  # the first grant has the escrow depth (3) of later ones
+
+
+def test_after_a_restart_escrowed_grants_are_held_for_a_check_but_a_struck_one_is_not_checked_twice():
+    log = Log()
+    struck, clean = log.grant(checked=True), log.grant(checked=True)
+    assert log.check(struck, passed=False) == ["strike"]
+    restarted = CreditPolicy(POLICY, origin="o", check_key=b"k" * 32)
+    for index, entry in enumerate(log.entries):
+        restarted.restore(index, entry)
+    # The strike is in the ledger: checking that grant again could strike it twice and forfeit the escrow.
+    assert restarted.escrowed() == [(ALICE, clean)]
+    restarted.hold(ALICE, clean)
+    assert restarted.account(ALICE).pending == {clean}

@@ -45,6 +45,11 @@ def test_accepted_reports_come_with_a_receipt_and_resends_get_the_same_ack(track
     (lambda t, v, o: v.report(t.manifest, 9, wall_time=1e-9), "INVALID_ARGUMENT", "not plausible"),
     (lambda t, v, o: v.report(t.manifest, 9, steps=80, batch_size=2000, epoch=1), "INVALID_ARGUMENT", "target batch"),
     (lambda t, v, o: b"\xff\xff\xff", "INVALID_ARGUMENT", "SignedEnvelope"),
+    # 9 micro-batches are 2 segments (8 + 1): 32 sketch values, not one sketch per micro-batch, one short or extra.
+    (lambda t, v, o: v.report(t.manifest, 9, steps=9, gradient_sketch=[0.1] * 16 * 9), "INVALID_ARGUMENT",
+     "sketch values per segment"),
+    (lambda t, v, o: v.report(t.manifest, 9, steps=9, gradient_sketch=[0.1] * 16), "INVALID_ARGUMENT", "(32)"),
+    (lambda t, v, o: v.report(t.manifest, 9, steps=9, gradient_sketch=[0.1] * 48), "INVALID_ARGUMENT", "(32)"),
 ])
 def test_bad_reports_are_rejected_with_a_status_and_the_tracker_stays_up(tracker, alice, tmp_path, make, code,
                                                                          reason):
