@@ -15,7 +15,8 @@ Detection arithmetic, with this swarm's policy (new_account_checks = 2, sampling
   a third of the claim, which is suspicion: the report is recomputed on 8 drawn segments, each
   one padded (fake micro-batches) with probability about 2/3, so a padded window escapes with
   probability (1/3)^8 < 2e-4. Expected: a strike on each cheating report, forfeit by the 2nd.
-  (Without stage b it would take 1/0.1 = 10 reports per strike on average.)
+  (Without stage b it would take 1/0.1 = 10 reports per strike on average.) The DHT is polled, so a
+  progress record can be missed; a report the keyed draw picked is recomputed all the same.
 
 No cheating report's grant may ever vest.
 """
@@ -166,7 +167,13 @@ def test_tripled_claims_after_the_default_rate_are_caught_and_never_vest(outcome
     # Every logged cheating report is struck, and nothing else; the verdict on the very last one may
     # still be waiting for a model state when the swarm shuts down (it stays in escrow, unvested).
     assert set(struck) <= cheating and cheating - set(struck) <= {max(cheating, default=-1)}, (struck, cheating)
-    assert all("progress record" in reason for reason in struck.values())  # stage b raised the alarm
+    # Recomputation found the padded micro-batches, or (without a state to recompute on) the peer's own
+    # progress record shows under 1/2.5 of the claim. Stage b usually sent the report to recomputation;
+    # the DHT is polled, so a record can be missed, and the keyed draw (rate 0.1) may pick it anyway.
+    why = ("claimed loss", "gradient sketch", "progress record")
+    assert all(any(w in reason for w in why) for reason in struck.values()), struck
+    print(f"\ntripled reports struck: {len(struck)} of {len(cheating)}; raised by stage b: "
+          f"{sum('progress record' in reason for reason in struck.values())}")
     if len(struck) >= 2:
         assert "forfeit" in [e.WhichOneof("kind") for e in entries]
     assert vested_indices(outcome, "triple") & cheating == set()
