@@ -11,8 +11,8 @@ a window keeps them while it lasts (as float32 on the gradients' device: 4 bytes
 A window's micro-batches are cut into segments of `STEPS_PER_SKETCH` (the last may be shorter), and
 each segment's summed gradient gets its own sketch, so the verifier can check a few segments, picked
 where the node cannot predict, instead of replaying a window. Segments rather than single micro-batches
-keep the node's cost to one projection per `STEPS_PER_SKETCH` steps (the node projects hivemind's
-running gradient sum and reports differences: the projection is linear).
+keep the node's cost to one projection per `STEPS_PER_SKETCH` steps (of the segment's own gradient sum,
+which the node keeps apart until it is sketched: node/worker_attest.py).
 """
 
 from __future__ import annotations
@@ -80,8 +80,7 @@ class SketchProjector:
             padding = torch.zeros(self.dim * width - numel, device=key[1])
             self._signs[key] = torch.from_numpy(signs).to(key[1]).view(self.dim, width, 1), padding
         signs, padding = self._signs[key]
-        flat = torch.cat([*(t.reshape(-1) if t.dtype == torch.float32 else t.reshape(-1).float() for t in tensors),
-                          padding])
+        flat = torch.cat([*(t.reshape(-1).float() for t in tensors), padding])
         return torch.bmm(flat.view(self.dim, 1, width), signs).view(self.dim).tolist()
 
 

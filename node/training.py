@@ -236,7 +236,7 @@ class TrainingWorker:
             window.losses.append(loss.detach())
 
             state_loads = optimizer.state_loads
-            optimizer.window = window  # sketches hivemind's gradient sum as it accumulates
+            optimizer.window = window  # sketches each segment as the averager takes its micro-batches
             optimizer.step()
             if optimizer.state_loads != state_loads:
                 # We were out of sync: hivemind dropped our gradients and downloaded the swarm's state.

@@ -13,7 +13,7 @@ from potluck.keyfile import load_or_create_secret
 from potluck.manifest import SignedManifest
 from potluck.node.tasks import get_task
 from potluck.proto.report_pb2 import ContributionReport
-from potluck.proto.signing import PURPOSE_REPORT, open_envelope
+from potluck.proto.signing import parse_envelope
 from potluck.swarm_config import param_dict
 from potluck.tracker.accounts import Accounts
 from potluck.tracker.credit_policy import CreditPolicy
@@ -80,8 +80,8 @@ class Tracker:
             await verification.start()
             for _, index in policy.escrowed() if config.verify else ():
                 envelope = decode_entry(ledger.entries(index, index + 1)[0], index).grant.report
-                verification.recheck(index, envelope, ContributionReport.FromString(
-                    open_envelope(envelope, purpose=PURPOSE_REPORT, origin=m.origin).payload))
+                # Its signature was checked when it was logged (and the verifier checks it again).
+                verification.recheck(index, envelope, ContributionReport.FromString(parse_envelope(envelope).payload))
             server, port = await start_server(
                 config.listen, tracker_service=service,
                 ledger_service=LedgerService(ledger, m.credit_policy.flops_per_credit))

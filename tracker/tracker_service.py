@@ -26,7 +26,6 @@ from potluck.tracker.accounts import Accounts
 from potluck.tracker.intake import Rejected, ReportIntake
 from potluck.tracker.ledger.entries import grant_entry, report_dedup_key
 from potluck.tracker.ledger.ledger import Ledger
-from potluck.tracker.ledger.receipt import parse_receipt
 from potluck.tracker.swarm_stats import SwarmStats
 from potluck.tracker.verification import Verification
 from potluck.tracker.writer import LedgerWriter
@@ -152,8 +151,8 @@ class TrackerService(TrackerServicer):
         return _ack(digest, logged.index, report.sequence, logged.receipt, logged.checkpoint)
 
     async def _accepted(self, digest: bytes, index: int, sequence: int | None = None) -> pb.ReportAck:
-        receipt = await asyncio.to_thread(self.ledger.receipt, index)
-        return _ack(digest, index, sequence, receipt, parse_receipt(receipt).checkpoint_note)
+        note, [receipt] = await asyncio.to_thread(self.ledger.receipts, [index])
+        return _ack(digest, index, sequence, receipt, note)
 
     async def FetchShard(self, request, context):
         path = self.shards.get(request.sha256)

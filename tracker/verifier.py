@@ -8,8 +8,8 @@ watches every peer's hivemind progress record, and answers check jobs from the t
   samples claimed. The DHT is polled, so a record can be missed: a disagreement is suspicion, not
   proof, and sends the report to stage (c) whatever the draw said;
 * stage (c), sampled or suspicious reports: rebuild a few claimed segments of micro-batches on the
-  state the report started from and recompute their losses and gradient sketches. A report whose starting state the
-  verifier never saw cannot be checked; that is "unverifiable", not a failure.
+  state the report started from and recompute their losses and gradient sketches. A report whose
+  starting state the verifier never saw cannot be checked; that is "unverifiable", not a failure.
 """
 
 from __future__ import annotations
