@@ -17,7 +17,7 @@ class SwarmStats:
         self.loss: float | None = None
         self.num_reports = 0
         self.recent: deque[tuple[float, int]] = deque()  # (arrival time, samples)
-        self.losses_by_epoch: dict[int, list[float]] = {}
+        self.losses_by_epoch: dict[int, tuple[float, int]] = {}  # epoch -> (sum of reports' mean losses, reports)
 
     def record(self, report: ContributionReport) -> None:
         now = self.clock()
@@ -25,11 +25,12 @@ class SwarmStats:
         self.epoch = max(self.epoch, report.epoch)
         self.recent.append((now, report.num_samples))
         if report.losses:
-            self.losses_by_epoch.setdefault(report.epoch, []).append(sum(report.losses) / len(report.losses))
+            total, count = self.losses_by_epoch.get(report.epoch, (0.0, 0))
+            self.losses_by_epoch[report.epoch] = (total + sum(report.losses) / len(report.losses), count + 1)
             for old in [e for e in self.losses_by_epoch if e < self.epoch - 1]:
                 del self.losses_by_epoch[old]
-            latest = max(self.losses_by_epoch)
-            self.loss = sum(self.losses_by_epoch[latest]) / len(self.losses_by_epoch[latest])
+            total, count = self.losses_by_epoch[max(self.losses_by_epoch)]
+            self.loss = total / count
 
     def samples_per_second(self) -> float:
         now = self.clock()

@@ -27,7 +27,7 @@ from potluck.tracker.ledger.entries import (
 )
 from potluck.tracker.ledger.merkle import MerkleTree, leaf_hash
 from potluck.tracker.ledger.note import verifier_key_text
-from potluck.tracker.ledger.receipt import make_receipt
+from potluck.tracker.ledger.receipt import make_receipts
 from potluck.tracker.ledger.store import LedgerStoreBase, StoredEntry
 
 logger = logging.getLogger(__name__)
@@ -162,15 +162,16 @@ class Ledger:
         with self.lock:
             note = self.checkpoint()
             size = self.tree.size
-            receipts = []
+            entries = []
             for index in indices:
                 if not 0 <= index < size:
                     raise LedgerRangeError(f"no entry {index} (the log has {size})")
                 data = self._appended.get(index)
                 if data is None:
                     (data,) = self.store.entries(index, index + 1)
-                receipts.append(make_receipt(data, index, self.tree.inclusion_proof(index, size), note))
-            return note, receipts
+                entries.append(data)
+            proofs = self.tree.inclusion_proofs(indices, size)
+            return note, make_receipts(list(zip(entries, indices, proofs, strict=True)), note)
 
     def _check_range(self, start: int, end: int) -> None:
         if not 0 <= start <= end <= self.tree.size:

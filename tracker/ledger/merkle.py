@@ -161,21 +161,35 @@ class MerkleTree:
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """PATH(index, D[size]) of RFC 9162 §2.1.3.1, ordered from the leaf's sibling upwards."""
+        return self.inclusion_proofs([index], size)[0]
+
+    def inclusion_proofs(self, indices: Iterable[int], size: int | None = None) -> list[list[bytes]]:
+        """`inclusion_proof` for many leaves at one size; the partial subtrees they share are hashed once."""
         size = self._check_size(size)
-        if not 0 <= index < size:
-            raise ValueError(f"leaf index {index} out of range for tree of size {size}")
-        proof: list[bytes] = []
-        start, end = 0, size
-        while end - start > 1:
-            k = _largest_power_of_two_below(end - start)
-            if index < start + k:
-                proof.append(self._subtree(start + k, end))
-                end = start + k
-            else:
-                proof.append(self._subtree(start, start + k))
-                start += k
-        proof.reverse()
-        return proof
+        partial: dict[tuple[int, int], bytes] = {}  # the right edge's subtrees, common to recent leaves
+
+        def subtree(start: int, end: int) -> bytes:
+            if (start, end) not in partial:
+                partial[start, end] = self._subtree(start, end)
+            return partial[start, end]
+
+        proofs = []
+        for index in indices:
+            if not 0 <= index < size:
+                raise ValueError(f"leaf index {index} out of range for tree of size {size}")
+            proof: list[bytes] = []
+            start, end = 0, size
+            while end - start > 1:
+                k = _largest_power_of_two_below(end - start)
+                if index < start + k:
+                    proof.append(subtree(start + k, end))
+                    end = start + k
+                else:
+                    proof.append(self._subtree(start, start + k))
+                    start += k
+            proof.reverse()
+            proofs.append(proof)
+        return proofs
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """PROOF(old_size, D[new_size]) of RFC 9162 §2.1.4.1; empty when old_size is 0 or equal."""

@@ -28,7 +28,7 @@ from .checkpoint import Checkpoint, verify_checkpoint
 from .merkle import HASH_SIZE, leaf_hash, root_from_inclusion_proof, verify_inclusion
 from .note import split_note
 
-__all__ = ["RECEIPT_HEADER", "Receipt", "make_receipt", "parse_receipt", "verify_receipt"]
+__all__ = ["RECEIPT_HEADER", "Receipt", "make_receipt", "make_receipts", "parse_receipt", "verify_receipt"]
 
 RECEIPT_HEADER = "c2sp.org/tlog-proof@v1"
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
@@ -50,22 +50,32 @@ def make_receipt(entry: bytes, index: int, proof: Sequence[bytes], checkpoint_no
     Refuses (ValueError) to write a receipt that could not verify: the proof must lead from the
     entry to the checkpoint's root. The checkpoint's signature is not checked here.
     """
+    return make_receipts([(entry, index, proof)], checkpoint_note)[0]
+
+
+def make_receipts(proven: Sequence[tuple[bytes, int, Sequence[bytes]]], checkpoint_note: str) -> list[str]:
+    """`make_receipt` for many (entry, index, proof) against one checkpoint, which is read once."""
     if not checkpoint_note.endswith("\n"):
         raise ValueError("checkpoint note must end with a newline")
     try:
         body, _ = split_note(checkpoint_note)
         checkpoint = Checkpoint.parse(body)
-        computed = root_from_inclusion_proof(leaf_hash(entry), index, checkpoint.size, proof)
     except VerificationError as exc:
         raise ValueError(f"refusing to write a receipt that would not verify: {exc}") from None
-    if computed != checkpoint.root_hash:
-        raise ValueError(
-            f"refusing to write a receipt that would not verify: the proof for index {index} does not "
-            f"lead to the root of the checkpoint of size {checkpoint.size}"
-        )
-    lines = [RECEIPT_HEADER, f"extra {b64encode(entry)}", f"index {index}"]
-    lines += [b64encode(h) for h in proof]
-    return "\n".join(lines) + "\n\n" + checkpoint_note
+    receipts = []
+    for entry, index, proof in proven:
+        try:
+            computed = root_from_inclusion_proof(leaf_hash(entry), index, checkpoint.size, proof)
+        except VerificationError as exc:
+            raise ValueError(f"refusing to write a receipt that would not verify: {exc}") from None
+        if computed != checkpoint.root_hash:
+            raise ValueError(
+                f"refusing to write a receipt that would not verify: the proof for index {index} does not "
+                f"lead to the root of the checkpoint of size {checkpoint.size}"
+            )
+        lines = [RECEIPT_HEADER, f"extra {b64encode(entry)}", f"index {index}", *map(b64encode, proof)]
+        receipts.append("\n".join(lines) + "\n\n" + checkpoint_note)
+    return receipts
 
 
 def parse_receipt(text: str | bytes) -> Receipt:
