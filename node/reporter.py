@@ -19,6 +19,7 @@ from potluck.node.outbox import Outbox, OutboxReport
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.proto.tracker_pb2_grpc import TrackerStub
+from potluck.tracker.intake import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
 from potluck.tracker.ledger.receipt import parse_receipt, verify_receipt
 
 logger = logging.getLogger(__name__)
@@ -63,15 +64,21 @@ class Reporter:
 
     def send_once(self, timeout: float | None = None) -> bool:
         """Send one batch of queued reports; return False if the tracker could not be reached."""
-        batch = {report.sha256: report for report in self.outbox.queued(limit=self.batch_size)}
-        requests = [pb.SubmitReportRequest(report=report.envelope) for report in batch.values()]
+        batch = {}
+        for report in self.outbox.queued(limit=min(self.batch_size, MAX_REPORTS_PER_MESSAGE)):
+            if batch and sum(map(len, (r.envelope for r in batch.values()))) + len(report.envelope) > \
+                    MAX_MESSAGE_REPORT_BYTES:
+                break
+            batch[report.sha256] = report
+        request = pb.SubmitReportsRequest(reports=[report.envelope for report in batch.values()])
         try:
-            for ack in self.stub.SubmitReports(iter(requests), timeout=timeout or self.rpc_timeout):
-                report = batch.get(ack.report_sha256)
-                if report is None:
-                    logger.warning("tracker acknowledged a report this node did not send in this batch; ignored")
-                    continue
-                self._record(report, ack)
+            for response in self.stub.SubmitReports(iter([request]), timeout=timeout or self.rpc_timeout):
+                for ack in response.acks:
+                    report = batch.get(ack.report_sha256)
+                    if report is None:
+                        logger.warning("tracker acknowledged a report this node did not send in this batch; ignored")
+                        continue
+                    self._record(report, ack)
         except grpc.RpcError as e:
             self.last_error = f"{e.code().name}: {e.details()}"
             logger.warning("tracker %s unreachable (%s); %d report(s) stay queued", self.tracker, self.last_error,

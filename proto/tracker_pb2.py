@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpotluck/proto/tracker.proto\x12\npotluck.v1\"\x14\n\x12GetManifestRequest\"?\n\x13GetManifestResponse\x12\x17\n\x0fsigned_manifest\x18\x01 \x01(\x0c\x12\x0f\n\x07log_key\x18\x02 \x01(\t\"\"\n\x0fRegisterRequest\x12\x0f\n\x07\x62inding\x18\x01 \x01(\x0c\"!\n\x10RegisterResponse\x12\r\n\x05index\x18\x01 \x01(\x04\"%\n\x13SubmitReportRequest\x12\x0e\n\x06report\x18\x01 \x01(\x0c\"\xf6\x01\n\tReportAck\x12\x15\n\rreport_sha256\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12.\n\x07verdict\x18\x03 \x01(\x0e\x32\x1d.potluck.v1.ReportAck.Verdict\x12\r\n\x05index\x18\x04 \x01(\x04\x12\x12\n\ncheckpoint\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0f\n\x07receipt\x18\x07 \x01(\t\x12\x0c\n\x04\x63ode\x18\x08 \x01(\t\">\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x43\x43\x45PTED\x10\x01\x12\x0c\n\x08REJECTED\x10\x02\"#\n\x11\x46\x65tchShardRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x1a\n\nShardChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x16\n\x14GetCheckpointRequest\"(\n\x12\x43heckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\"=\n\x17\x43onsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"*\n\x18\x43onsistencyProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"\x1f\n\x0eReceiptRequest\x12\r\n\x05index\x18\x01 \x01(\x04\"\"\n\x0fReceiptResponse\x12\x0f\n\x07receipt\x18\x01 \x01(\t\",\n\x0e\x45ntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\".\n\x0c\x45ntriesBatch\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x02 \x03(\x0c\"%\n\x0f\x42\x61lancesRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"\x9a\x01\n\x07\x42\x61lance\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x15\n\rgranted_flops\x18\x02 \x01(\x04\x12\x14\n\x0c\x65scrow_flops\x18\x03 \x01(\x04\x12\x14\n\x0cvested_flops\x18\x04 \x01(\x04\x12\x17\n\x0f\x66orfeited_flops\x18\x05 \x01(\x04\x12\x0f\n\x07strikes\x18\x06 \x01(\r\x12\x0e\n\x06\x62\x61nned\x18\x07 \x01(\x08\"f\n\x10\x42\x61lancesResponse\x12\x18\n\x10\x66lops_per_credit\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12%\n\x08\x62\x61lances\x18\x03 \x03(\x0b\x32\x13.potluck.v1.Balance\"\x0f\n\rStatusRequest\"\x94\x01\n\x0eStatusResponse\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x11\n\tnum_peers\x18\x03 \x01(\r\x12\x1a\n\x12samples_per_second\x18\x04 \x01(\x01\x12\x0c\n\x04loss\x18\x05 \x01(\x01\x12\x13\n\x0bnum_reports\x18\x06 \x01(\x04\x12\x11\n\ttree_size\x18\x07 \x01(\x04\x32\xf8\x02\n\x07Tracker\x12N\n\x0bGetManifest\x12\x1e.potluck.v1.GetManifestRequest\x1a\x1f.potluck.v1.GetManifestResponse\x12\x45\n\x08Register\x12\x1b.potluck.v1.RegisterRequest\x1a\x1c.potluck.v1.RegisterResponse\x12K\n\rSubmitReports\x12\x1f.potluck.v1.SubmitReportRequest\x1a\x15.potluck.v1.ReportAck(\x01\x30\x01\x12\x45\n\nFetchShard\x12\x1d.potluck.v1.FetchShardRequest\x1a\x16.potluck.v1.ShardChunk0\x01\x12\x42\n\tGetStatus\x12\x19.potluck.v1.StatusRequest\x1a\x1a.potluck.v1.StatusResponse2\x94\x03\n\x06Ledger\x12Q\n\rGetCheckpoint\x12 .potluck.v1.GetCheckpointRequest\x1a\x1e.potluck.v1.CheckpointResponse\x12`\n\x13GetConsistencyProof\x12#.potluck.v1.ConsistencyProofRequest\x1a$.potluck.v1.ConsistencyProofResponse\x12\x45\n\nGetReceipt\x12\x1a.potluck.v1.ReceiptRequest\x1a\x1b.potluck.v1.ReceiptResponse\x12\x44\n\nGetEntries\x12\x1a.potluck.v1.EntriesRequest\x1a\x18.potluck.v1.EntriesBatch0\x01\x12H\n\x0bGetBalances\x12\x1b.potluck.v1.BalancesRequest\x1a\x1c.potluck.v1.BalancesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpotluck/proto/tracker.proto\x12\npotluck.v1\"\x14\n\x12GetManifestRequest\"?\n\x13GetManifestResponse\x12\x17\n\x0fsigned_manifest\x18\x01 \x01(\x0c\x12\x0f\n\x07log_key\x18\x02 \x01(\t\"\"\n\x0fRegisterRequest\x12\x0f\n\x07\x62inding\x18\x01 \x01(\x0c\"!\n\x10RegisterResponse\x12\r\n\x05index\x18\x01 \x01(\x04\"\'\n\x14SubmitReportsRequest\x12\x0f\n\x07reports\x18\x01 \x03(\x0c\"<\n\x15SubmitReportsResponse\x12#\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x15.potluck.v1.ReportAck\"\xf6\x01\n\tReportAck\x12\x15\n\rreport_sha256\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12.\n\x07verdict\x18\x03 \x01(\x0e\x32\x1d.potluck.v1.ReportAck.Verdict\x12\r\n\x05index\x18\x04 \x01(\x04\x12\x12\n\ncheckpoint\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0f\n\x07receipt\x18\x07 \x01(\t\x12\x0c\n\x04\x63ode\x18\x08 \x01(\t\">\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x43\x43\x45PTED\x10\x01\x12\x0c\n\x08REJECTED\x10\x02\"#\n\x11\x46\x65tchShardRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x1a\n\nShardChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x16\n\x14GetCheckpointRequest\"(\n\x12\x43heckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\"=\n\x17\x43onsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"*\n\x18\x43onsistencyProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"\x1f\n\x0eReceiptRequest\x12\r\n\x05index\x18\x01 \x01(\x04\"\"\n\x0fReceiptResponse\x12\x0f\n\x07receipt\x18\x01 \x01(\t\",\n\x0e\x45ntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\".\n\x0c\x45ntriesBatch\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x02 \x03(\x0c\"%\n\x0f\x42\x61lancesRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"\x9a\x01\n\x07\x42\x61lance\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x15\n\rgranted_flops\x18\x02 \x01(\x04\x12\x14\n\x0c\x65scrow_flops\x18\x03 \x01(\x04\x12\x14\n\x0cvested_flops\x18\x04 \x01(\x04\x12\x17\n\x0f\x66orfeited_flops\x18\x05 \x01(\x04\x12\x0f\n\x07strikes\x18\x06 \x01(\r\x12\x0e\n\x06\x62\x61nned\x18\x07 \x01(\x08\"f\n\x10\x42\x61lancesResponse\x12\x18\n\x10\x66lops_per_credit\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12%\n\x08\x62\x61lances\x18\x03 \x03(\x0b\x32\x13.potluck.v1.Balance\"\x0f\n\rStatusRequest\"\x94\x01\n\x0eStatusResponse\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x11\n\tnum_peers\x18\x03 \x01(\r\x12\x1a\n\x12samples_per_second\x18\x04 \x01(\x01\x12\x0c\n\x04loss\x18\x05 \x01(\x01\x12\x13\n\x0bnum_reports\x18\x06 \x01(\x04\x12\x11\n\ttree_size\x18\x07 \x01(\x04\x32\x85\x03\n\x07Tracker\x12N\n\x0bGetManifest\x12\x1e.potluck.v1.GetManifestRequest\x1a\x1f.potluck.v1.GetManifestResponse\x12\x45\n\x08Register\x12\x1b.potluck.v1.RegisterRequest\x1a\x1c.potluck.v1.RegisterResponse\x12X\n\rSubmitReports\x12 .potluck.v1.SubmitReportsRequest\x1a!.potluck.v1.SubmitReportsResponse(\x01\x30\x01\x12\x45\n\nFetchShard\x12\x1d.potluck.v1.FetchShardRequest\x1a\x16.potluck.v1.ShardChunk0\x01\x12\x42\n\tGetStatus\x12\x19.potluck.v1.StatusRequest\x1a\x1a.potluck.v1.StatusResponse2\x94\x03\n\x06Ledger\x12Q\n\rGetCheckpoint\x12 .potluck.v1.GetCheckpointRequest\x1a\x1e.potluck.v1.CheckpointResponse\x12`\n\x13GetConsistencyProof\x12#.potluck.v1.ConsistencyProofRequest\x1a$.potluck.v1.ConsistencyProofResponse\x12\x45\n\nGetReceipt\x12\x1a.potluck.v1.ReceiptRequest\x1a\x1b.potluck.v1.ReceiptResponse\x12\x44\n\nGetEntries\x12\x1a.potluck.v1.EntriesRequest\x1a\x18.potluck.v1.EntriesBatch0\x01\x12H\n\x0bGetBalances\x12\x1b.potluck.v1.BalancesRequest\x1a\x1c.potluck.v1.BalancesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,44 +39,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERREQUEST']._serialized_end=164
   _globals['_REGISTERRESPONSE']._serialized_start=166
   _globals['_REGISTERRESPONSE']._serialized_end=199
-  _globals['_SUBMITREPORTREQUEST']._serialized_start=201
-  _globals['_SUBMITREPORTREQUEST']._serialized_end=238
-  _globals['_REPORTACK']._serialized_start=241
-  _globals['_REPORTACK']._serialized_end=487
-  _globals['_REPORTACK_VERDICT']._serialized_start=425
-  _globals['_REPORTACK_VERDICT']._serialized_end=487
-  _globals['_FETCHSHARDREQUEST']._serialized_start=489
-  _globals['_FETCHSHARDREQUEST']._serialized_end=524
-  _globals['_SHARDCHUNK']._serialized_start=526
-  _globals['_SHARDCHUNK']._serialized_end=552
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=554
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=576
-  _globals['_CHECKPOINTRESPONSE']._serialized_start=578
-  _globals['_CHECKPOINTRESPONSE']._serialized_end=618
-  _globals['_CONSISTENCYPROOFREQUEST']._serialized_start=620
-  _globals['_CONSISTENCYPROOFREQUEST']._serialized_end=681
-  _globals['_CONSISTENCYPROOFRESPONSE']._serialized_start=683
-  _globals['_CONSISTENCYPROOFRESPONSE']._serialized_end=725
-  _globals['_RECEIPTREQUEST']._serialized_start=727
-  _globals['_RECEIPTREQUEST']._serialized_end=758
-  _globals['_RECEIPTRESPONSE']._serialized_start=760
-  _globals['_RECEIPTRESPONSE']._serialized_end=794
-  _globals['_ENTRIESREQUEST']._serialized_start=796
-  _globals['_ENTRIESREQUEST']._serialized_end=840
-  _globals['_ENTRIESBATCH']._serialized_start=842
-  _globals['_ENTRIESBATCH']._serialized_end=888
-  _globals['_BALANCESREQUEST']._serialized_start=890
-  _globals['_BALANCESREQUEST']._serialized_end=927
-  _globals['_BALANCE']._serialized_start=930
-  _globals['_BALANCE']._serialized_end=1084
-  _globals['_BALANCESRESPONSE']._serialized_start=1086
-  _globals['_BALANCESRESPONSE']._serialized_end=1188
-  _globals['_STATUSREQUEST']._serialized_start=1190
-  _globals['_STATUSREQUEST']._serialized_end=1205
-  _globals['_STATUSRESPONSE']._serialized_start=1208
-  _globals['_STATUSRESPONSE']._serialized_end=1356
-  _globals['_TRACKER']._serialized_start=1359
-  _globals['_TRACKER']._serialized_end=1735
-  _globals['_LEDGER']._serialized_start=1738
-  _globals['_LEDGER']._serialized_end=2142
+  _globals['_SUBMITREPORTSREQUEST']._serialized_start=201
+  _globals['_SUBMITREPORTSREQUEST']._serialized_end=240
+  _globals['_SUBMITREPORTSRESPONSE']._serialized_start=242
+  _globals['_SUBMITREPORTSRESPONSE']._serialized_end=302
+  _globals['_REPORTACK']._serialized_start=305
+  _globals['_REPORTACK']._serialized_end=551
+  _globals['_REPORTACK_VERDICT']._serialized_start=489
+  _globals['_REPORTACK_VERDICT']._serialized_end=551
+  _globals['_FETCHSHARDREQUEST']._serialized_start=553
+  _globals['_FETCHSHARDREQUEST']._serialized_end=588
+  _globals['_SHARDCHUNK']._serialized_start=590
+  _globals['_SHARDCHUNK']._serialized_end=616
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=618
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=640
+  _globals['_CHECKPOINTRESPONSE']._serialized_start=642
+  _globals['_CHECKPOINTRESPONSE']._serialized_end=682
+  _globals['_CONSISTENCYPROOFREQUEST']._serialized_start=684
+  _globals['_CONSISTENCYPROOFREQUEST']._serialized_end=745
+  _globals['_CONSISTENCYPROOFRESPONSE']._serialized_start=747
+  _globals['_CONSISTENCYPROOFRESPONSE']._serialized_end=789
+  _globals['_RECEIPTREQUEST']._serialized_start=791
+  _globals['_RECEIPTREQUEST']._serialized_end=822
+  _globals['_RECEIPTRESPONSE']._serialized_start=824
+  _globals['_RECEIPTRESPONSE']._serialized_end=858
+  _globals['_ENTRIESREQUEST']._serialized_start=860
+  _globals['_ENTRIESREQUEST']._serialized_end=904
+  _globals['_ENTRIESBATCH']._serialized_start=906
+  _globals['_ENTRIESBATCH']._serialized_end=952
+  _globals['_BALANCESREQUEST']._serialized_start=954
+  _globals['_BALANCESREQUEST']._serialized_end=991
+  _globals['_BALANCE']._serialized_start=994
+  _globals['_BALANCE']._serialized_end=1148
+  _globals['_BALANCESRESPONSE']._serialized_start=1150
+  _globals['_BALANCESRESPONSE']._serialized_end=1252
+  _globals['_STATUSREQUEST']._serialized_start=1254
+  _globals['_STATUSREQUEST']._serialized_end=1269
+  _globals['_STATUSRESPONSE']._serialized_start=1272
+  _globals['_STATUSRESPONSE']._serialized_end=1420
+  _globals['_TRACKER']._serialized_start=1423
+  _globals['_TRACKER']._serialized_end=1812
+  _globals['_LEDGER']._serialized_start=1815
+  _globals['_LEDGER']._serialized_end=2219
 # @@protoc_insertion_point(module_scope)

@@ -31,11 +31,17 @@ class RegisterResponse(_message.Message):
     index: int
     def __init__(self, index: _Optional[int] = ...) -> None: ...
 
-class SubmitReportRequest(_message.Message):
-    __slots__ = ("report",)
-    REPORT_FIELD_NUMBER: _ClassVar[int]
-    report: bytes
-    def __init__(self, report: _Optional[bytes] = ...) -> None: ...
+class SubmitReportsRequest(_message.Message):
+    __slots__ = ("reports",)
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    reports: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, reports: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class SubmitReportsResponse(_message.Message):
+    __slots__ = ("acks",)
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    acks: _containers.RepeatedCompositeFieldContainer[ReportAck]
+    def __init__(self, acks: _Optional[_Iterable[_Union[ReportAck, _Mapping]]] = ...) -> None: ...
 
 class ReportAck(_message.Message):
     __slots__ = ("report_sha256", "sequence", "verdict", "index", "checkpoint", "reason", "receipt", "code")

@@ -46,8 +46,8 @@ class TrackerStub:
                 _registered_method=True)
         self.SubmitReports = channel.stream_stream(
                 '/potluck.v1.Tracker/SubmitReports',
-                request_serializer=potluck_dot_proto_dot_tracker__pb2.SubmitReportRequest.SerializeToString,
-                response_deserializer=potluck_dot_proto_dot_tracker__pb2.ReportAck.FromString,
+                request_serializer=potluck_dot_proto_dot_tracker__pb2.SubmitReportsRequest.SerializeToString,
+                response_deserializer=potluck_dot_proto_dot_tracker__pb2.SubmitReportsResponse.FromString,
                 _registered_method=True)
         self.FetchShard = channel.unary_stream(
                 '/potluck.v1.Tracker/FetchShard',
@@ -109,8 +109,8 @@ def add_TrackerServicer_to_server(servicer, server):
             ),
             'SubmitReports': grpc.stream_stream_rpc_method_handler(
                     servicer.SubmitReports,
-                    request_deserializer=potluck_dot_proto_dot_tracker__pb2.SubmitReportRequest.FromString,
-                    response_serializer=potluck_dot_proto_dot_tracker__pb2.ReportAck.SerializeToString,
+                    request_deserializer=potluck_dot_proto_dot_tracker__pb2.SubmitReportsRequest.FromString,
+                    response_serializer=potluck_dot_proto_dot_tracker__pb2.SubmitReportsResponse.SerializeToString,
             ),
             'FetchShard': grpc.unary_stream_rpc_method_handler(
                     servicer.FetchShard,
@@ -202,8 +202,8 @@ class Tracker:
             request_iterator,
             target,
             '/potluck.v1.Tracker/SubmitReports',
-            potluck_dot_proto_dot_tracker__pb2.SubmitReportRequest.SerializeToString,
-            potluck_dot_proto_dot_tracker__pb2.ReportAck.FromString,
+            potluck_dot_proto_dot_tracker__pb2.SubmitReportsRequest.SerializeToString,
+            potluck_dot_proto_dot_tracker__pb2.SubmitReportsResponse.FromString,
             options,
             channel_credentials,
             insecure,

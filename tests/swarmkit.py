@@ -12,9 +12,17 @@ from potluck.manifest import SignedManifest, sign_manifest, verify_manifest
 from potluck.node.binding import PeerIdentity, load_or_create_peer_identity, make_binding
 from potluck.node.identity import AccountKey
 from potluck.node.sketch import SKETCH_DIM, num_segments
+from potluck.proto import tracker_pb2 as pb
 from potluck.proto.report_pb2 import AveragingRound, ContributionReport
 from potluck.proto.signing import PURPOSE_REPORT, seal
 from potluck.swarm_config import parse_swarm_config, render_swarm_template
+
+
+def submit_reports(stub, reports: list[bytes], *, per_message: int = 64, timeout: float = 30) -> list[pb.ReportAck]:
+    """Send reports over one SubmitReports stream, `per_message` to a message; return every ack, in order."""
+    messages = [pb.SubmitReportsRequest(reports=reports[i:i + per_message])
+                for i in range(0, len(reports), per_message)]
+    return [ack for response in stub.SubmitReports(iter(messages), timeout=timeout) for ack in response.acks]
 
 
 def make_manifest(tmp_path: Path, *, tracker: str = "127.0.0.1:1", edit=lambda text: text) -> SignedManifest:

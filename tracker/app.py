@@ -24,6 +24,8 @@ from potluck.tracker.ledger.logkey import load_or_create_log_key
 from potluck.tracker.ledger.store import open_store
 from potluck.tracker.ledger_service import LedgerService
 from potluck.tracker.server import start_server
+from potluck.tracker.submissions import Submissions
+from potluck.tracker.swarm_stats import SwarmStats
 from potluck.tracker.tracker_service import TrackerService
 from potluck.tracker.verification import Verification
 from potluck.tracker.verifier import VerifierSpec
@@ -74,10 +76,13 @@ class Tracker:
         writer.start()
         spec = _verifier_spec(m, config) if config.verify else None
         verification = Verification(policy=policy, accounts=accounts, writer=writer, spec=spec)
-        service = TrackerService(manifest=manifest, ledger=ledger, writer=writer, accounts=accounts, intake=intake,
-                                 flops_per_sample=flops_per_sample, shards=config.shards, verification=verification)
+        submissions = Submissions(manifest=manifest, ledger=ledger, writer=writer, intake=intake,
+                                  verification=verification, stats=SwarmStats(), flops_per_sample=flops_per_sample)
+        service = TrackerService(manifest=manifest, ledger=ledger, writer=writer, accounts=accounts,
+                                 submissions=submissions, shards=config.shards)
         try:
             await verification.start()
+            submissions.start()
             for _, index in policy.escrowed() if config.verify else ():
                 envelope = decode_entry(ledger.entries(index, index + 1)[0], index).grant.report
                 # Its signature was checked when it was logged (and the verifier checks it again).
@@ -86,6 +91,7 @@ class Tracker:
                 config.listen, tracker_service=service,
                 ledger_service=LedgerService(ledger, m.credit_policy.flops_per_credit))
         except BaseException:
+            await submissions.stop()
             await verification.stop()
             await writer.stop()
             ledger.store.close()
@@ -99,11 +105,12 @@ class Tracker:
 
     @property
     def verification(self) -> Verification:
-        return self.service.verification
+        return self.service.submissions.verification
 
     async def stop(self, grace: float = 2.0) -> None:
         await self.server.stop(grace)
-        await self.service.verification.stop()
+        await self.service.submissions.stop()
+        await self.verification.stop()
         await self.writer.stop()
         self.ledger.store.close()
 

@@ -11,7 +11,6 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
@@ -22,8 +21,15 @@ from potluck.node.sketch import SKETCH_DIM, STEPS_PER_SKETCH, num_segments
 from potluck.proto.report_pb2 import ContributionReport
 from potluck.proto.signing import PURPOSE_REPORT, open_envelope, parse_envelope
 from potluck.tracker.accounts import Accounts
+from potluck.tracker.ledger.entries import MAX_ENTRY_BYTES
 
-MAX_REPORT_BYTES = 1024 * 1024  # a window of ~85k micro-batches (a loss each, a 16-float sketch per 8)
+# A report must fit in the grant entry that logs it, with room for the grant's own fields (~0.3 KB):
+# a window of up to ~21k micro-batches (4 bytes of loss each, 64 of sketch per 8).
+MAX_REPORT_BYTES = MAX_ENTRY_BYTES - 4096
+# Reports travel in batches (a reporter sends its outbox so); their acks carry each report again, in
+# its receipt, so a message of 2 MiB of reports is answered within the 4 MiB gRPC message limit.
+MAX_REPORTS_PER_MESSAGE = 64
+MAX_MESSAGE_REPORT_BYTES = 2 * 1024 * 1024
 CLOCK_SLACK = 60.0  # seconds of clock difference tolerated between node and tracker
 EPOCH_SLACK = 2  # epochs a report may lead the swarm's epoch (the tracker's view lags the DHT)
 # hivemind peers overshoot the target batch when they do not yet see each other's progress or a round
@@ -61,14 +67,13 @@ class Rejected(Exception):
         self.code, self.reason = code, reason
 
 
-@dataclass(frozen=True)
-class CheckedReport:
-    envelope: bytes
-    report: ContributionReport
-
-
 class ReportIntake:
-    """Checks reports against the manifest and what the ledger says about each account."""
+    """Checks reports against the manifest and what the ledger says about each account.
+
+    In two steps, so that the costly one can run off the event loop: `open` (size, encoding, swarm,
+    signature, signer: no account state, safe on any thread) and `admit` (rate, account, claims, and
+    the sequence number reserved: in the order reports arrive).
+    """
 
     def __init__(self, manifest: SignedManifest, accounts: Accounts, *, flops_per_sample: int,
                  tokens_per_sample: int, swarm_epoch: Callable[[], int | None] = lambda: None,
@@ -79,21 +84,8 @@ class ReportIntake:
         self.lock = threading.Lock()
         self.buckets: dict[str, TokenBucket] = {}
 
-    def check(self, envelope: bytes) -> CheckedReport:
-        """Check a report and reserve its sequence number; raise `Rejected`."""
-        report = self._open(envelope)
-        with self.lock:
-            now = time.monotonic()
-            bucket = self.buckets.setdefault(report.account_id, TokenBucket(now))
-            if not bucket.take(now):
-                raise Rejected("RESOURCE_EXHAUSTED", f"account {report.account_id[:12]} sends more than "
-                                                     f"{RATE_PER_SECOND:g} reports/s; slow down")
-            self._check_account(report)
-            self._check_claims(report)
-            self.accounts.record_report(report)  # reserves the sequence and the epoch's samples
-        return CheckedReport(envelope, report)
-
-    def _open(self, envelope: bytes) -> ContributionReport:
+    def open(self, envelope: bytes) -> ContributionReport:
+        """The report a signed envelope carries, if it is well formed and signed by the account it names."""
         origin = self.manifest.origin
         if len(envelope) > MAX_REPORT_BYTES:
             raise Rejected("INVALID_ARGUMENT", f"report of {len(envelope)} bytes exceeds {MAX_REPORT_BYTES}")
@@ -125,6 +117,18 @@ class ReportIntake:
             raise Rejected("UNAUTHENTICATED", f"report claims account {report.account_id[:12]} but is signed by "
                                               f"{signer[:12]}")
         return report
+
+    def admit(self, report: ContributionReport) -> None:
+        """Check an opened report against its account and reserve its sequence number; raise `Rejected`."""
+        with self.lock:
+            now = time.monotonic()
+            bucket = self.buckets.setdefault(report.account_id, TokenBucket(now))
+            if not bucket.take(now):
+                raise Rejected("RESOURCE_EXHAUSTED", f"account {report.account_id[:12]} sends more than "
+                                                     f"{RATE_PER_SECOND:g} reports/s; slow down")
+            self._check_account(report)
+            self._check_claims(report)
+            self.accounts.record_report(report)  # reserves the sequence and the epoch's samples
 
     def _check_account(self, report: ContributionReport) -> None:
         account = self.accounts.by_account.get(report.account_id)

@@ -1,16 +1,16 @@
 """The Tracker gRPC service that volunteers talk to: manifest, registration, reports, data shards.
 
-A report is acknowledged only once its credit grant is durably in the ledger; the ack carries the
-entry's index, the checkpoint covering it and a receipt. The same report bytes again get the
-same ack and no new entry.
+Reports come in messages of up to 64 on a stream and go on to `Submissions`, which logs them; each
+message is answered with an ack per report (entry index, checkpoint, receipt) once they are durably
+in the ledger.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -23,29 +23,23 @@ from potluck.proto.ledger_pb2 import BindingRecord, LedgerEntry
 from potluck.proto.signing import parse_envelope
 from potluck.proto.tracker_pb2_grpc import TrackerServicer
 from potluck.tracker.accounts import Accounts
-from potluck.tracker.intake import Rejected, ReportIntake
-from potluck.tracker.ledger.entries import grant_entry, report_dedup_key
+from potluck.tracker.intake import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
 from potluck.tracker.ledger.ledger import Ledger
-from potluck.tracker.swarm_stats import SwarmStats
-from potluck.tracker.verification import Verification
+from potluck.tracker.submissions import Submissions
 from potluck.tracker.writer import LedgerWriter
 
 logger = logging.getLogger(__name__)
 
 SHARD_CHUNK_BYTES = 1024 * 1024
-MAX_REPORTS_IN_FLIGHT = 64  # per stream; a reporter sends its outbox in batches of up to 64
+MAX_MESSAGES_IN_FLIGHT = 16  # per stream
 
 
 class TrackerService(TrackerServicer):
     def __init__(self, *, manifest: SignedManifest, ledger: Ledger, writer: LedgerWriter, accounts: Accounts,
-                 intake: ReportIntake, flops_per_sample: int, verification: Verification,
-                 shards: dict[str, Path] | None = None):
-        self.manifest, self.ledger, self.writer = manifest, ledger, writer
-        self.accounts, self.intake, self.flops_per_sample = accounts, intake, flops_per_sample
+                 submissions: Submissions, shards: dict[str, Path] | None = None):
+        self.manifest, self.ledger, self.writer, self.accounts = manifest, ledger, writer, accounts
+        self.submissions, self.stats = submissions, submissions.stats
         self.shards = shards or {}
-        self.verification = verification
-        self.in_flight: dict[bytes, asyncio.Future] = {}
-        self.stats = SwarmStats()
 
     async def GetManifest(self, request, context):
         return pb.GetManifestResponse(signed_manifest=self.manifest.envelope, log_key=self.ledger.verifier_key)
@@ -70,20 +64,23 @@ class TrackerService(TrackerServicer):
         return pb.RegisterResponse(index=index)
 
     async def SubmitReports(self, request_iterator, context):
-        """Answer each report, in the order they came.
+        """Answer each message of reports with their acks, in the order the messages came.
 
-        Up to MAX_REPORTS_IN_FLIGHT of a stream's reports are in progress at once (checked in order,
-        as they arrive), so a reporter's batch shares group commits instead of each report waiting
-        for the commit of the one before it.
+        Up to MAX_MESSAGES_IN_FLIGHT of a stream's messages are in progress at once, so a reporter's
+        batches share commits; `Submissions` checks them in the order they came.
         """
         answers: asyncio.Queue = asyncio.Queue()
-        slots = asyncio.Semaphore(MAX_REPORTS_IN_FLIGHT)
+        slots = asyncio.Semaphore(MAX_MESSAGES_IN_FLIGHT)
 
         async def read() -> None:
             try:
                 async for request in request_iterator:
+                    envelopes = list(request.reports)
+                    if problem := _message_problem(envelopes):
+                        answers.put_nowait(_BadMessage(problem))
+                        return
                     await slots.acquire()
-                    answers.put_nowait(asyncio.ensure_future(self.submit(request.report)))
+                    answers.put_nowait(self.submissions.submit(envelopes))
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # the stream broke: answer what came before it, then fail as before
@@ -94,65 +91,21 @@ class TrackerService(TrackerServicer):
         reader, answer = asyncio.ensure_future(read()), None
         try:
             while (answer := await answers.get()) is not None:
+                if isinstance(answer, _BadMessage):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, answer.reason)
                 if isinstance(answer, Exception):
                     raise answer
-                # Shielded: a client that goes away does not cut a report short between commit and policy.
-                yield await asyncio.shield(answer)
+                # Shielded: a client that goes away does not cut a batch short between commit and policy.
+                yield pb.SubmitReportsResponse(acks=await asyncio.shield(answer))
                 slots.release()
         finally:
             reader.cancel()
-            # Reports already taken in finish on their own (an ack is only ever for a logged report);
+            # Batches already taken in finish on their own (an ack is only ever for a logged report);
             # nobody awaits them any more, so their outcome is retrieved here.
             left = [answer] + [answers.get_nowait() for _ in range(answers.qsize())]
             for future in left:
                 if isinstance(future, asyncio.Future):
                     future.add_done_callback(_retrieve)
-
-    async def submit(self, envelope: bytes) -> pb.ReportAck:
-        """Answer one report; concurrent copies of the same bytes share one answer."""
-        key = report_dedup_key(envelope)
-        if key in self.in_flight:
-            return await asyncio.shield(self.in_flight[key])
-        future = asyncio.get_running_loop().create_future()
-        self.in_flight[key] = future
-        try:
-            ack = await self._submit(envelope, key)
-            future.set_result(ack)
-            return ack
-        except BaseException as e:
-            future.set_exception(e)
-            future.exception()  # retrieved here, so an unawaited copy does not warn
-            raise
-        finally:
-            del self.in_flight[key]
-
-    async def _submit(self, envelope: bytes, key: bytes) -> pb.ReportAck:
-        digest = hashlib.sha256(envelope).digest()
-        # Checked before any await, so a stream's reports are checked in the order they came. A report
-        # already in the ledger never passes the check (its sequence is at or below its account's last),
-        # so the store is asked only about rejected reports: a logged one still gets its ack again.
-        try:
-            checked = self.intake.check(envelope)
-        except Rejected as r:
-            known = await asyncio.to_thread(self.ledger.store.find, [key])
-            if key in known:
-                return await self._accepted(digest, known[key])
-            return pb.ReportAck(report_sha256=digest, verdict=pb.ReportAck.REJECTED, code=r.code, reason=r.reason)
-        report, policy = checked.report, self.manifest.manifest.credit_policy
-        entry = grant_entry(origin=self.manifest.origin, report=envelope, account_id=report.account_id,
-                            num_samples=report.num_samples, flops_per_sample=self.flops_per_sample,
-                            policy_version=policy.version, flops_per_credit=policy.flops_per_credit,
-                            logged_at_ms=_now_ms())
-        logged = await self.writer.append_with_receipt(entry)
-        self.stats.record(report)
-        await self.verification.on_grant(logged.index, envelope, report, entry.grant.flops)
-        if logged.receipt is None:
-            return await self._accepted(digest, logged.index, sequence=report.sequence)
-        return _ack(digest, logged.index, report.sequence, logged.receipt, logged.checkpoint)
-
-    async def _accepted(self, digest: bytes, index: int, sequence: int | None = None) -> pb.ReportAck:
-        note, [receipt] = await asyncio.to_thread(self.ledger.receipts, [index])
-        return _ack(digest, index, sequence, receipt, note)
 
     async def FetchShard(self, request, context):
         path = self.shards.get(request.sha256)
@@ -170,9 +123,18 @@ class TrackerService(TrackerServicer):
             tree_size=self.ledger.size)
 
 
-def _ack(digest: bytes, index: int, sequence: int | None, receipt: str, checkpoint: str) -> pb.ReportAck:
-    return pb.ReportAck(report_sha256=digest, sequence=sequence or 0, verdict=pb.ReportAck.ACCEPTED, index=index,
-                        checkpoint=checkpoint, receipt=receipt)
+@dataclass(frozen=True)
+class _BadMessage:
+    reason: str
+
+
+def _message_problem(envelopes: list[bytes]) -> str | None:
+    if len(envelopes) > MAX_REPORTS_PER_MESSAGE:
+        return f"a message carries {len(envelopes)} reports, more than {MAX_REPORTS_PER_MESSAGE}"
+    size = sum(map(len, envelopes))
+    if size > MAX_MESSAGE_REPORT_BYTES:
+        return f"a message carries {size} bytes of reports, more than {MAX_MESSAGE_REPORT_BYTES}"
+    return None
 
 
 def _retrieve(future: asyncio.Future) -> None:

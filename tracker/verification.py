@@ -84,18 +84,21 @@ class Verification:
             await asyncio.to_thread(self.process.stop, VERIFIER_STOP_TIMEOUT)
             self.reader.join(timeout=5)
 
-    async def on_grant(self, index: int, envelope: bytes, report: ContributionReport, flops: int) -> None:
-        """A grant was logged: schedule its checks (or, with no verifier, let the policy vest on depth alone)."""
-        account = report.account_id
-        checked = self.process is not None
-        entries = self.policy.on_grant(account, index, flops, checked=checked)
-        try:
-            check_attestations(report, self.accounts)
-        except VerificationError as e:
-            entries += self.policy.on_check(account, index, passed=False, check="attestation", reason=str(e))
-            checked = False
-        if checked:
-            self._queue(index, envelope, report)
+    async def on_grants(self, grants: list[tuple[int, bytes, ContributionReport, int]]) -> None:
+        """Grants were logged, each (index, report envelope, report, flops): schedule their checks (or, with no
+        verifier, let the policy vest on depth alone)."""
+        entries = []
+        for index, envelope, report, flops in grants:
+            account = report.account_id
+            checked = self.process is not None
+            entries += self.policy.on_grant(account, index, flops, checked=checked)
+            try:
+                check_attestations(report, self.accounts)
+            except VerificationError as e:
+                entries += self.policy.on_check(account, index, passed=False, check="attestation", reason=str(e))
+                checked = False
+            if checked:
+                self._queue(index, envelope, report)
         await self._log(entries)
 
     def recheck(self, index: int, envelope: bytes, report: ContributionReport) -> None:
@@ -134,7 +137,9 @@ class Verification:
         await self._log(entries)
 
     async def _log(self, entries: list[LedgerEntry]) -> None:
+        logged_at_ms = int(time.time() * 1000)
         for entry in entries:
-            entry.logged_at_ms = int(time.time() * 1000)
-            await self.writer.append(entry)
+            entry.logged_at_ms = logged_at_ms
+        await self.writer.append_many(entries)
+        for entry in entries:
             self.accounts.apply(entry)

@@ -1,6 +1,6 @@
 """The ledger's single writer: requests from many streams are committed together (group commit).
 
-Each caller awaits its own entry's index; the writer takes everything queued so far (up to a
+Each caller awaits its own entries' indices; the writer takes everything queued so far (up to a
 batch), appends it in one durable transaction off the event loop, then answers them all. Callers
 that want a receipt get it from the same trip off the loop: one checkpoint, signed after the
 commit, covers the whole batch, so a report's ack costs no store read and no thread hop of its own.
@@ -35,7 +35,7 @@ class Logged:
 class LedgerWriter:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
-        self.queue: asyncio.Queue[tuple[LedgerEntry, bool, asyncio.Future]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[list[LedgerEntry], bool, asyncio.Future]] = asyncio.Queue()
         self.task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -48,22 +48,25 @@ class LedgerWriter:
 
     async def append(self, entry: LedgerEntry) -> int:
         """Log `entry` durably; return its index (the existing one for a duplicate)."""
-        return (await self._submit(entry, receipt=False)).index
+        [logged] = await self.append_many([entry])
+        return logged.index
 
-    async def append_with_receipt(self, entry: LedgerEntry) -> Logged:
-        """Log `entry` durably; return its index with a receipt against a checkpoint signed after the commit."""
-        return await self._submit(entry, receipt=True)
-
-    async def _submit(self, entry: LedgerEntry, *, receipt: bool) -> Logged:
+    async def append_many(self, entries: list[LedgerEntry], *, receipts: bool = False) -> list[Logged]:
+        """Log `entries` durably, in order, in one commit; with `receipts`, each with a receipt against a
+        checkpoint signed after the commit."""
+        if not entries:
+            return []
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((entry, receipt, future))
+        await self.queue.put((entries, receipts, future))
         return await future
 
     async def _run(self) -> None:
         while True:
             batch = [await self.queue.get()]
-            while len(batch) < MAX_BATCH and not self.queue.empty():
+            size = len(batch[0][0])
+            while size < MAX_BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
+                size += len(batch[-1][0])
             try:
                 answers = await asyncio.to_thread(self._commit, batch)
             except Exception as e:  # a failed commit answers every waiter; nothing was acknowledged
@@ -76,17 +79,20 @@ class LedgerWriter:
                 if not future.done():
                     future.set_result(answer)
 
-    def _commit(self, batch: list[tuple[LedgerEntry, bool, asyncio.Future]]) -> list[Logged]:
+    def _commit(self, batch: list[tuple[list[LedgerEntry], bool, asyncio.Future]]) -> list[list[Logged]]:
         """In the writer's thread: append the batch, then make the receipts its callers asked for."""
-        indices = self.ledger.append([entry for entry, _, _ in batch])
-        wanted = [index for index, (_, receipt, _) in zip(indices, batch, strict=True) if receipt]
-        if not wanted:
-            return [Logged(index) for index in indices]
-        try:
-            note, receipts = self.ledger.receipts(wanted)
-        except Exception:  # the entries are committed: their callers go on, and ask again for the receipt
-            logger.exception("receipts for entries %d.. failed", wanted[0])
-            return [Logged(index) for index in indices]
-        made = iter(receipts)
-        return [Logged(index, next(made), note) if receipt else Logged(index)
-                for index, (_, receipt, _) in zip(indices, batch, strict=True)]
+        indices = self.ledger.append([entry for entries, _, _ in batch for entry in entries])
+        spans, start = [], 0
+        for entries, receipts, _ in batch:
+            spans.append((indices[start:start + len(entries)], receipts))
+            start += len(entries)
+        wanted = [index for span, receipts in spans if receipts for index in span]
+        made: dict[int, tuple[str, str]] = {}
+        if wanted:
+            try:
+                note, receipts = self.ledger.receipts(wanted)
+                made = {index: (receipt, note) for index, receipt in zip(wanted, receipts, strict=True)}
+            except Exception:  # the entries are committed: their callers go on, and ask again for the receipt
+                logger.exception("receipts for entries %d.. failed", wanted[0])
+        return [[Logged(index, *made.get(index, (None, None))) if receipts else Logged(index) for index in span]
+                for span, receipts in spans]

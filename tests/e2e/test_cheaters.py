@@ -33,7 +33,7 @@ from pathlib import Path
 import grpc
 import pytest
 from proctree import descendant_pids
-from swarmkit import Volunteer, make_manifest
+from swarmkit import Volunteer, make_manifest, submit_reports
 
 from potluck.audit.client import LedgerClient
 from potluck.manifest import verify_manifest
@@ -114,8 +114,7 @@ def _direct_cheats(stub: TrackerStub, workdir: Path, elsewhere: Path) -> dict[st
         "another key": honest.report(manifest, last + 1, signer=mallory),
         "another swarm": honest.report(other_swarm, last + 1),
     }
-    return {name: next(stub.SubmitReports(iter([pb.SubmitReportRequest(report=r)]), timeout=30))
-            for name, r in reports.items()}
+    return {name: ack for name, ack in zip(reports, submit_reports(stub, list(reports.values())), strict=True)}
 
 
 def _kinds_by_account(outcome: Outcome) -> dict[str, list]:

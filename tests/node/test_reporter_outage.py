@@ -12,6 +12,7 @@ from trackerkit import RunningTracker
 from potluck.node.outbox import Outbox
 from potluck.node.reporter import Reporter
 from potluck.proto import tracker_pb2 as pb
+from potluck.tracker.intake import MAX_MESSAGE_REPORT_BYTES
 from potluck.tracker.ledger import verify_receipt
 from potluck.tracker.ledger.entries import decode_entry
 
@@ -85,6 +86,28 @@ def test_rejected_reports_are_kept_with_the_reason_and_not_retried(tmp_path):
         [rejected] = outbox.reports("rejected")
         assert "register the binding first" in rejected.reason
         assert reporter.send_once() and outbox.counts().rejected == 1 and tracker.tracker.ledger.size == 0
+        reporter.close()
+        outbox.close()
+    finally:
+        tracker.stop()
+
+
+@pytest.mark.timeout(60)
+def test_large_reports_go_in_messages_the_tracker_takes(tmp_path):
+    tracker = RunningTracker(tmp_path)
+    try:
+        volunteer = Volunteer.create(tmp_path)
+        tracker.stub.Register(pb.RegisterRequest(binding=volunteer.binding(tracker.manifest)), timeout=10)
+        outbox = Outbox(tmp_path / "outbox.sqlite")
+        # Windows of 20,000 micro-batches, near the largest report a grant entry holds: ~0.24 MB each,
+        # more than one message's 2 MiB together.
+        for sequence in range(1, 11):
+            outbox.put(sequence, volunteer.report(tracker.manifest, sequence, steps=20_000, batch_size=1))
+        assert sum(len(r.envelope) for r in outbox.queued()) > MAX_MESSAGE_REPORT_BYTES
+        reporter = Reporter(outbox, tracker.address, log_key=tracker.tracker.log_key)
+        assert reporter.flush(timeout=30), reporter.last_error
+        entries = [decode_entry(d) for d in tracker.tracker.ledger.entries(0, tracker.tracker.ledger.size)]
+        assert outbox.counts().acked == 10 and sum(e.WhichOneof("kind") == "grant" for e in entries) == 10
         reporter.close()
         outbox.close()
     finally:

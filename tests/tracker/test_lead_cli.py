@@ -13,7 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from proctree import descendant_pids
-from swarmkit import Volunteer
+from swarmkit import Volunteer, submit_reports
 
 from potluck.manifest import read_manifest_file
 from potluck.proto import tracker_pb2 as pb
@@ -47,8 +47,7 @@ def test_tracker_serve_answers_reports_and_stops_cleanly(tmp_path):
             assert stub.GetManifest(pb.GetManifestRequest(), timeout=10).signed_manifest == signed.envelope
             volunteer = Volunteer.create(tmp_path)
             stub.Register(pb.RegisterRequest(binding=volunteer.binding(signed)), timeout=10)
-            acks = list(stub.SubmitReports(iter([pb.SubmitReportRequest(report=volunteer.report(signed, 1))]),
-                                           timeout=30))
+            acks = submit_reports(stub, [volunteer.report(signed, 1)])
             assert acks[0].verdict == pb.ReportAck.ACCEPTED
         status = cli("swarm", "status", "--tracker", address, "--json")
         assert status.returncode == 0, status.stderr

@@ -2,7 +2,7 @@
 
 import grpc
 import pytest
-from swarmkit import Volunteer, make_manifest
+from swarmkit import Volunteer, make_manifest, submit_reports
 
 from potluck.proto import tracker_pb2 as pb
 from potluck.tracker.ledger import verify_receipt
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def submit(tracker, *reports):
-    return list(tracker.stub.SubmitReports(iter(pb.SubmitReportRequest(report=r) for r in reports), timeout=30))
+    return submit_reports(tracker.stub, list(reports))
 
 
 @pytest.fixture
@@ -45,6 +45,8 @@ def test_accepted_reports_come_with_a_receipt_and_resends_get_the_same_ack(track
     (lambda t, v, o: v.report(t.manifest, 9, wall_time=1e-9), "INVALID_ARGUMENT", "not plausible"),
     (lambda t, v, o: v.report(t.manifest, 9, steps=80, batch_size=2000, epoch=1), "INVALID_ARGUMENT", "target batch"),
     (lambda t, v, o: b"\xff\xff\xff", "INVALID_ARGUMENT", "SignedEnvelope"),
+    # 22,000 micro-batches: ~0.26 MB, more than a grant entry holds (20,000 fit: see the reporter's tests).
+    (lambda t, v, o: v.report(t.manifest, 9, steps=22_000, batch_size=1), "INVALID_ARGUMENT", "exceeds"),
     # 9 micro-batches are 2 segments (8 + 1): 32 sketch values, not one sketch per micro-batch, one short or extra.
     (lambda t, v, o: v.report(t.manifest, 9, steps=9, gradient_sketch=[0.1] * 16 * 9), "INVALID_ARGUMENT",
      "sketch values per segment"),

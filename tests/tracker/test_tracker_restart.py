@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 from proctree import descendant_pids
-from swarmkit import Volunteer
+from swarmkit import Volunteer, submit_reports
 
 from potluck.manifest import read_manifest_file
 from potluck.proto import tracker_pb2 as pb
@@ -57,8 +57,7 @@ def submit(address: str, volunteer: Volunteer, state: Path, sequences: range) ->
     with grpc.insecure_channel(address) as channel:
         stub = TrackerStub(channel)
         stub.Register(pb.RegisterRequest(binding=volunteer.binding(manifest)), timeout=30)
-        reports = [pb.SubmitReportRequest(report=volunteer.report(manifest, s, epoch=0)) for s in sequences]
-        acks = list(stub.SubmitReports(iter(reports), timeout=60))
+        acks = submit_reports(stub, [volunteer.report(manifest, s, epoch=0) for s in sequences], timeout=60)
     assert [ack.verdict for ack in acks] == [pb.ReportAck.ACCEPTED] * len(sequences), acks
 
 

@@ -3,18 +3,20 @@
 import hashlib
 import threading
 
+import grpc
 import pytest
-from swarmkit import Volunteer
+from swarmkit import Volunteer, submit_reports
 
 from potluck.proto import tracker_pb2 as pb
+from potluck.tracker.intake import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
 from potluck.tracker.ledger import verify_receipt
 from potluck.tracker.ledger.entries import decode_entry
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def submit(tracker, reports):
-    return list(tracker.stub.SubmitReports(iter(pb.SubmitReportRequest(report=r) for r in reports), timeout=30))
+def submit(tracker, reports, per_message=64):
+    return submit_reports(tracker.stub, reports, per_message=per_message)
 
 
 def registered(tracker, tmp_path):
@@ -23,12 +25,13 @@ def registered(tracker, tmp_path):
     return volunteer
 
 
-def test_a_long_stream_is_answered_in_order_with_replays_and_resends_as_one_by_one(tracker, tmp_path):
+@pytest.mark.parametrize("per_message", [1, 7, 64])
+def test_a_long_stream_is_answered_in_order_with_replays_and_resends_as_one_by_one(tracker, tmp_path, per_message):
     alice = registered(tracker, tmp_path)
     reports = [alice.report(tracker.manifest, sequence) for sequence in range(1, 151)]
     stale = alice.report(tracker.manifest, 40)  # new bytes, but a sequence already used when it comes
     stream = reports[:100] + [reports[10], stale] + reports[100:]
-    acks = submit(tracker, stream)
+    acks = submit(tracker, stream, per_message=per_message)
 
     assert [ack.report_sha256 for ack in acks] == [hashlib.sha256(r).digest() for r in stream]
     resent, replay = acks[100], acks[101]
@@ -62,3 +65,22 @@ def test_the_same_reports_on_concurrent_streams_are_logged_once(tracker, tmp_pat
     assert len(indices) == 1 and all(ack.verdict == pb.ReportAck.ACCEPTED for acks in answers for ack in acks)
     entries = [decode_entry(e) for e in tracker.tracker.ledger.entries(0, tracker.tracker.ledger.size)]
     assert sorted(e.grant.report for e in entries if e.WhichOneof("kind") == "grant") == sorted(reports)
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (lambda reports: reports[:MAX_REPORTS_PER_MESSAGE] * 2, "more than 64"),
+    (lambda reports: [reports[0] + bytes(MAX_MESSAGE_REPORT_BYTES)], "bytes of reports, more than"),
+])
+def test_an_oversized_message_ends_the_stream_after_the_answers_before_it(tracker, tmp_path, make, reason):
+    carol = registered(tracker, tmp_path)
+    reports = [carol.report(tracker.manifest, sequence) for sequence in range(1, 71)]
+    messages = [pb.SubmitReportsRequest(reports=reports[:3]), pb.SubmitReportsRequest(reports=make(reports[3:])),
+                pb.SubmitReportsRequest(reports=reports[3:5])]
+    responses = tracker.stub.SubmitReports(iter(messages), timeout=30)
+    first = next(responses)
+    assert [ack.verdict for ack in first.acks] == [pb.ReportAck.ACCEPTED] * 3
+    with pytest.raises(grpc.RpcError) as raised:
+        next(responses)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT and reason in raised.value.details()
+    # Nothing of the oversized message or after it was taken; the tracker serves on.
+    assert [ack.sequence for ack in submit(tracker, reports[3:5])] == [4, 5]
