@@ -14,7 +14,9 @@ from potluck.proto.signing import PURPOSE_REPORT, open_envelope
 class Account:
     account_id: str
     peer_ids: set[str] = field(default_factory=set)
-    last_sequence: int = 0
+    last_sequence: int = 0  # the highest logged, or admitted and being logged (see `reserve`)
+    logged_sequence: int = 0  # the highest logged
+    reserved: set[int] = field(default_factory=set)  # sequences admitted, their grants not yet logged
     num_grants: int = 0
     strikes: int = 0
     banned: bool = False
@@ -38,10 +40,26 @@ class Accounts:
         self.get(account_id).peer_ids.add(peer_id)
         self.account_of_peer[peer_id] = account_id
 
-    def record_report(self, report: ContributionReport) -> None:
+    def reserve(self, report: ContributionReport) -> None:
+        """An admitted report holds its sequence and its epoch's samples while its grant is being logged."""
         account = self.get(report.account_id)
         account.last_sequence = max(account.last_sequence, report.sequence)
+        account.reserved.add(report.sequence)
         account.samples_by_epoch[report.epoch] += report.num_samples
+
+    def confirm(self, report: ContributionReport) -> None:
+        """Its grant is logged."""
+        account = self.get(report.account_id)
+        account.reserved.discard(report.sequence)
+        account.logged_sequence = max(account.logged_sequence, report.sequence)
+
+    def release(self, report: ContributionReport) -> None:
+        """Its grant could not be logged: its sequence and samples are free again, for the node's resend."""
+        account = self.get(report.account_id)
+        account.reserved.discard(report.sequence)
+        account.samples_by_epoch[report.epoch] -= report.num_samples
+        if account.last_sequence == report.sequence:
+            account.last_sequence = max(account.logged_sequence, *account.reserved, 0)
 
     def apply(self, entry: LedgerEntry) -> None:
         """Fold one logged entry in (entries come from our own ledger, so they are trusted)."""
@@ -49,8 +67,10 @@ class Accounts:
         if kind == "binding":
             self.bind(entry.binding.account_id, entry.binding.peer_id)
         elif kind == "grant":
-            payload = open_envelope(entry.grant.report, purpose=PURPOSE_REPORT, origin=self.origin).payload
-            self.record_report(ContributionReport.FromString(payload))
+            report = ContributionReport.FromString(
+                open_envelope(entry.grant.report, purpose=PURPOSE_REPORT, origin=self.origin).payload)
+            self.reserve(report)
+            self.confirm(report)
             self.get(entry.grant.account_id).num_grants += 1
         elif kind == "strike":
             self.get(entry.strike.account_id).strikes += 1

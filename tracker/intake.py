@@ -128,7 +128,7 @@ class ReportIntake:
                                                      f"{RATE_PER_SECOND:g} reports/s; slow down")
             self._check_account(report)
             self._check_claims(report)
-            self.accounts.record_report(report)  # reserves the sequence and the epoch's samples
+            self.accounts.reserve(report)  # the sequence and the epoch's samples, until logged or released
 
     def _check_account(self, report: ContributionReport) -> None:
         account = self.accounts.by_account.get(report.account_id)

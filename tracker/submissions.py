@@ -134,9 +134,16 @@ class Submissions:
                                policy_version=policy.version, flops_per_credit=policy.flops_per_credit,
                                logged_at_ms=logged_at_ms)
                    for position, report in admitted]
-        logged = await self.writer.append_many(entries, receipts=True)
+        accounts = self.intake.accounts
+        try:
+            logged = await self.writer.append_many(entries, receipts=True)
+        except Exception:  # nothing was logged: the node resends these, and must not meet them as replays
+            for _, report in admitted:
+                accounts.release(report)
+            raise
         grants = list(zip(admitted, entries, logged, strict=True))
         for (_, report), _, _ in grants:
+            accounts.confirm(report)
             self.stats.record(report)
         await self.verification.on_grants([(done.index, envelopes[position], report, entry.grant.flops)
                                            for (position, report), entry, done in grants])

@@ -84,3 +84,20 @@ def test_an_oversized_message_ends_the_stream_after_the_answers_before_it(tracke
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT and reason in raised.value.details()
     # Nothing of the oversized message or after it was taken; the tracker serves on.
     assert [ack.sequence for ack in submit(tracker, reports[3:5])] == [4, 5]
+
+
+def test_reports_whose_commit_failed_are_taken_again_when_resent(tracker, tmp_path):
+    dave = registered(tracker, tmp_path)
+    reports = [dave.report(tracker.manifest, sequence) for sequence in range(1, 4)]
+    assert submit(tracker, reports[:1])[0].verdict == pb.ReportAck.ACCEPTED
+    store = tracker.tracker.ledger.store
+    with store.lock:  # the database refuses the next commit, as a full disk or a lost connection would
+        store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON entries "
+                         "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+    with pytest.raises(grpc.RpcError) as raised:
+        submit(tracker, reports[1:])
+    assert "disk trouble" in raised.value.details()
+    with store.lock:
+        store.db.execute("DROP TRIGGER refuse")
+    acks = submit(tracker, reports[1:])
+    assert [(ack.verdict, ack.sequence) for ack in acks] == [(pb.ReportAck.ACCEPTED, 2), (pb.ReportAck.ACCEPTED, 3)]
