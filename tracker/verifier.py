@@ -18,6 +18,7 @@ import functools
 import io
 import logging
 import queue
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ MAX_SNAPSHOTS = 8
 POLL_INTERVAL = 0.5
 MAX_JOB_WAIT = 120.0  # seconds a job may wait for the state it needs
 LOAD_STATE_TIMEOUT = 15.0
+# Stage (b): claims beyond this multiple of the peer's own record are recomputed on every drawn segment
+# (an honest peer's record lags its last steps, so it may be suspected, and then passes). A tripled
+# window of one micro-batch is 3x its record.
 OVERCLAIM_FACTOR = 2.0
 # Without a state to recompute on, only a claim this far above the peer's own record fails: an honest
 # peer would have to publish 60% of its epoch's progress between two of our polls for us to miss it.
@@ -92,12 +96,12 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     snapshots: OrderedDict[bytes, tuple[int, dict]] = OrderedDict()
     snapshots[state_digest(follower)] = (0, {k: v.clone() for k, v in follower.state_dict().items()})
     progress = ProgressBook()
+    threading.Thread(target=progress.follow, args=(dht, spec.run_id, stop), daemon=True, name="progress").start()
     pending: list[Job] = []
     tried_epoch = 0
     events.put(("ready", None))
     try:
         while not stop.is_set():
-            progress.read(dht, spec.run_id)
             averager = optimizer.state_averager
             global_epoch = optimizer.tracker.global_progress.epoch
             if global_epoch > max(averager.local_epoch, tried_epoch):
@@ -145,10 +149,22 @@ def _keep_checkpoint(spec: VerifierSpec, epoch: int, model) -> None:
 
 
 class ProgressBook:
-    """The largest sample count each peer's own progress record showed for each epoch."""
+    """The largest sample count each peer's own progress record showed for each epoch.
+
+    Read by a thread of its own: a peer's record for a short window lasts a second or so, and the
+    verifier's loop can be busy for longer (downloading a state, recomputing).
+    """
 
     def __init__(self):
         self.samples: dict[tuple[str, int], int] = {}
+
+    def follow(self, dht, run_id: str, stop) -> None:
+        while not stop.is_set():
+            try:
+                self.read(dht, run_id)
+            except Exception as e:  # the DHT shutting down under us, or a peer's garbage
+                logger.debug("could not read the progress records: %s", e)
+            stop.wait(POLL_INTERVAL)
 
     def read(self, dht, run_id: str) -> None:
         import base58
@@ -165,10 +181,10 @@ class ProgressBook:
             except (KeyError, TypeError, ValueError):
                 continue
 
-    def suspicion(self, report: ContributionReport, factor: float = OVERCLAIM_FACTOR) -> str | None:
-        """Why the peer's own records contradict its claim, or None when they do not."""
+    def suspicion(self, report: ContributionReport, factor: float = OVERCLAIM_FACTOR, slack: int = 0) -> str | None:
+        """Why the peer's own records contradict its claim (beyond `slack` samples), or None when they do not."""
         seen = self.samples.get((report.peer_id, report.epoch))
-        if seen and report.num_samples > factor * seen + report.batch_size:
+        if seen and report.num_samples > factor * seen + slack:
             return (f"claims {report.num_samples} samples in epoch {report.epoch}, but the peer's own hivemind "
                     f"progress record showed at most {seen}")
         return None
@@ -198,7 +214,7 @@ def _decide(job: Job, spec: VerifierSpec, task, checker, snapshots, progress: Pr
     if snapshot is None:
         if time.monotonic() - job.queued_at < MAX_JOB_WAIT and report.epoch >= max(e for e, _ in snapshots.values()):
             return None  # the state for this epoch may not have been downloaded yet
-        flagrant = progress.suspicion(report, factor=FLAGRANT_OVERCLAIM_FACTOR)
+        flagrant = progress.suspicion(report, factor=FLAGRANT_OVERCLAIM_FACTOR, slack=report.batch_size)
         if flagrant:
             # No state to recompute on, but the peer's own record contradicts it beyond any polling gap.
             return verdict | {"passed": False, "reason": flagrant}
