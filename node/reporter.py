@@ -64,10 +64,10 @@ class Reporter:
 
     def send_once(self, timeout: float | None = None) -> bool:
         """Send one batch of queued reports; return False if the tracker could not be reached."""
-        batch = {}
+        batch, size = {}, 0
         for report in self.outbox.queued(limit=min(self.batch_size, MAX_REPORTS_PER_MESSAGE)):
-            if batch and sum(map(len, (r.envelope for r in batch.values()))) + len(report.envelope) > \
-                    MAX_MESSAGE_REPORT_BYTES:
+            size += len(report.envelope)
+            if batch and size > MAX_MESSAGE_REPORT_BYTES:
                 break
             batch[report.sha256] = report
         request = pb.SubmitReportsRequest(reports=[report.envelope for report in batch.values()])

@@ -71,7 +71,12 @@ def open_envelope(data: bytes, *, purpose: str, origin: str | None, signer: byte
     establishes the origin); the caller must then check it against the payload.
     Raises `VerificationError` saying what was expected and what was found.
     """
-    envelope = parse_envelope(data)
+    return verify_envelope(parse_envelope(data), purpose=purpose, origin=origin, signer=signer)
+
+
+def verify_envelope(envelope: SignedEnvelope, *, purpose: str, origin: str | None,
+                    signer: bytes | None = None) -> OpenedEnvelope:
+    """`open_envelope` for an envelope already parsed (with `parse_envelope`, which checks its encoding)."""
     if envelope.purpose != purpose:
         raise VerificationError(f"expected purpose {purpose!r}, got {envelope.purpose!r}")
     expected_origin = envelope.origin if origin is None else origin

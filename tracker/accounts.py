@@ -54,7 +54,11 @@ class Accounts:
         account.logged_sequence = max(account.logged_sequence, report.sequence)
 
     def release(self, report: ContributionReport) -> None:
-        """Its grant could not be logged: its sequence and samples are free again, for the node's resend."""
+        """Its grant could not be logged: its sequence and samples are free again, for the node's resend.
+
+        Unless a later sequence of the account is logged meanwhile: this one then stays behind it (its
+        resend is a replay). A reporter sends one message at a time, and a message is one commit.
+        """
         account = self.get(report.account_id)
         account.reserved.discard(report.sequence)
         account.samples_by_epoch[report.epoch] -= report.num_samples

@@ -53,6 +53,8 @@ class Submissions:
         if self.pump is not None:
             self.pump.cancel()
             await asyncio.gather(self.pump, *self.logging, return_exceptions=True)
+        while not self.queue.empty():
+            _fail([self.queue.get_nowait()], asyncio.CancelledError("the tracker is stopping"))
 
     def submit(self, envelopes: list[bytes]) -> asyncio.Future:
         """Hand over a message's reports; the future gives their acks, in order."""
@@ -91,38 +93,53 @@ class Submissions:
         its ack again.
         """
         batch = _Batch(envelopes)
-        for position, (envelope, report) in enumerate(zip(envelopes, opened, strict=True)):
-            key = report_dedup_key(envelope)
-            if key in self.in_flight:
-                batch.shared[position] = self.in_flight[key]
-                continue
-            self.in_flight[key] = batch.own[position] = asyncio.get_running_loop().create_future()
-            batch.keys[position] = key
-            if isinstance(report, Rejected):
-                batch.rejected[position] = (None, report)
-                continue
-            try:
-                self.intake.admit(report)
-                batch.admitted[position] = report
-            except Rejected as r:
-                batch.rejected[position] = (report, r)
+        try:
+            for position, (envelope, report) in enumerate(zip(envelopes, opened, strict=True)):
+                key = report_dedup_key(envelope)
+                if key in self.in_flight:
+                    batch.shared[position] = self.in_flight[key]
+                    continue
+                self.in_flight[key] = batch.own[position] = asyncio.get_running_loop().create_future()
+                batch.keys[position] = key
+                if isinstance(report, Rejected):
+                    batch.rejected[position] = (None, report)
+                    continue
+                try:
+                    self.intake.admit(report)
+                    batch.admitted[position] = report
+                except Rejected as r:
+                    batch.rejected[position] = (report, r)
+        except Exception as e:  # a fault of ours: undo what was taken, so that copies and resends are not stuck
+            for report in batch.admitted.values():
+                self.intake.accounts.release(report)
+            _fail_unanswered(batch, e)
+            self._let_go(batch)
+            raise
         return batch
 
-    async def _log(self, batch: _Batch) -> list[pb.ReportAck]:
-        """Log a batch's admitted reports as grants and answer every report in it."""
+    def _let_go(self, batch: _Batch) -> None:
+        for position in batch.own:
+            del self.in_flight[batch.keys[position]]
+
+    async def _log(self, batch: _Batch) -> list[pb.ReportAck | BaseException]:
+        """Log a batch's admitted reports as grants; answer every report in it, with an ack or what failed it."""
         try:
             await self._answer(batch)
         except BaseException as e:
-            for future in batch.own.values():
-                if not future.done():
-                    future.set_exception(e)
-                    future.exception()  # retrieved here, so an unawaited copy does not warn
+            _fail_unanswered(batch, e)
             raise
         finally:
-            for position in batch.own:
-                del self.in_flight[batch.keys[position]]
-        return [batch.own[p].result() if p in batch.own else await asyncio.shield(batch.shared[p])
-                for p in range(len(batch.envelopes))]
+            self._let_go(batch)
+        answers: list[pb.ReportAck | BaseException] = []
+        for position in range(len(batch.envelopes)):
+            future = batch.own.get(position) or batch.shared[position]
+            try:  # a copy's answer comes from the batch it was in, which may fail alone
+                answers.append(await asyncio.shield(future))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                answers.append(e)
+        return answers
 
     async def _answer(self, batch: _Batch) -> None:
         """Log the admitted reports as grants, then answer every report the batch answers itself."""
@@ -191,7 +208,16 @@ def _open_all(intake: ReportIntake, envelopes: list[bytes]) -> list[Contribution
             opened.append(intake.open(envelope))
         except Rejected as r:
             opened.append(r)
+        except Exception as e:  # bytes that trip a library: this report's problem, not its batch's
+            opened.append(Rejected("INVALID_ARGUMENT", f"unreadable report ({type(e).__name__}: {e})"))
     return opened
+
+
+def _fail_unanswered(batch: _Batch, error: BaseException) -> None:
+    for future in batch.own.values():
+        if not future.done():
+            future.set_exception(error)
+            future.exception()  # retrieved here, so an unawaited copy does not warn
 
 
 def _hand_out(messages: list[tuple[list[bytes], asyncio.Future]], done: asyncio.Future) -> None:
@@ -199,11 +225,17 @@ def _hand_out(messages: list[tuple[list[bytes], asyncio.Future]], done: asyncio.
     if done.cancelled() or done.exception() is not None:
         _fail(messages, asyncio.CancelledError() if done.cancelled() else done.exception())
         return
-    acks, start = done.result(), 0
+    answers, start = done.result(), 0
     for reports, future in messages:
-        if not future.done():
-            future.set_result(acks[start:start + len(reports)])
+        mine = answers[start:start + len(reports)]
         start += len(reports)
+        if future.done():
+            continue
+        failed = [answer for answer in mine if isinstance(answer, BaseException)]
+        if failed:
+            future.set_exception(failed[0])
+        else:
+            future.set_result(mine)
 
 
 def _fail(messages: list[tuple[list[bytes], asyncio.Future]], error: BaseException) -> None:

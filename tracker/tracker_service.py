@@ -95,13 +95,12 @@ class TrackerService(TrackerServicer):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, answer.reason)
                 if isinstance(answer, Exception):
                     raise answer
-                # Shielded: a client that goes away does not cut a batch short between commit and policy.
-                yield pb.SubmitReportsResponse(acks=await asyncio.shield(answer))
+                yield pb.SubmitReportsResponse(acks=await answer)
                 slots.release()
         finally:
             reader.cancel()
-            # Batches already taken in finish on their own (an ack is only ever for a logged report);
-            # nobody awaits them any more, so their outcome is retrieved here.
+            # Messages already handed over are logged all the same (in the pump's batches); nobody awaits
+            # their answers any more, so their outcome is retrieved here.
             left = [answer] + [answers.get_nowait() for _ in range(answers.qsize())]
             for future in left:
                 if isinstance(future, asyncio.Future):

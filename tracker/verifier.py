@@ -159,11 +159,15 @@ class ProgressBook:
         self.samples: dict[tuple[str, int], int] = {}
 
     def follow(self, dht, run_id: str, stop) -> None:
+        failing = False
         while not stop.is_set():
             try:
                 self.read(dht, run_id)
+                failing = False
             except Exception as e:  # the DHT shutting down under us, or a peer's garbage
-                logger.debug("could not read the progress records: %s", e)
+                if not failing:  # once per spell of failures: stage (b) is blind meanwhile
+                    logger.warning("could not read the swarm's progress records: %s", e)
+                failing = True
             stop.wait(POLL_INTERVAL)
 
     def read(self, dht, run_id: str) -> None:

@@ -12,7 +12,7 @@ from trackerkit import RunningTracker
 from potluck.node.outbox import Outbox
 from potluck.node.reporter import Reporter
 from potluck.proto import tracker_pb2 as pb
-from potluck.tracker.intake import MAX_MESSAGE_REPORT_BYTES
+from potluck.tracker.intake import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
 from potluck.tracker.ledger import verify_receipt
 from potluck.tracker.ledger.entries import decode_entry
 
@@ -108,6 +108,24 @@ def test_large_reports_go_in_messages_the_tracker_takes(tmp_path):
         assert reporter.flush(timeout=30), reporter.last_error
         entries = [decode_entry(d) for d in tracker.tracker.ledger.entries(0, tracker.tracker.ledger.size)]
         assert outbox.counts().acked == 10 and sum(e.WhichOneof("kind") == "grant" for e in entries) == 10
+        reporter.close()
+        outbox.close()
+    finally:
+        tracker.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_reporter_told_to_send_more_keeps_to_the_trackers_reports_per_message(tmp_path):
+    tracker = RunningTracker(tmp_path)
+    try:
+        volunteer = Volunteer.create(tmp_path)
+        tracker.stub.Register(pb.RegisterRequest(binding=volunteer.binding(tracker.manifest)), timeout=10)
+        outbox = Outbox(tmp_path / "outbox.sqlite")
+        for sequence in range(1, MAX_REPORTS_PER_MESSAGE + 7):
+            outbox.put(sequence, volunteer.report(tracker.manifest, sequence))
+        reporter = Reporter(outbox, tracker.address, log_key=tracker.tracker.log_key, batch_size=100)
+        assert reporter.flush(timeout=30), reporter.last_error
+        assert outbox.counts().acked == MAX_REPORTS_PER_MESSAGE + 6
         reporter.close()
         outbox.close()
     finally:

@@ -83,6 +83,8 @@ def test_an_oversized_message_ends_the_stream_after_the_answers_before_it(tracke
         next(responses)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT and reason in raised.value.details()
     # Nothing of the oversized message or after it was taken; the tracker serves on.
+    entries = [decode_entry(e) for e in tracker.tracker.ledger.entries(0, tracker.tracker.ledger.size)]
+    assert sum(e.WhichOneof("kind") == "grant" for e in entries) == 3
     assert [ack.sequence for ack in submit(tracker, reports[3:5])] == [4, 5]
 
 
