@@ -82,7 +82,7 @@ class Tracker:
                                  submissions=submissions, shards=config.shards)
         try:
             await verification.start()
-            submissions.start()
+            await submissions.start()
             for _, index in policy.escrowed() if config.verify else ():
                 envelope = decode_entry(ledger.entries(index, index + 1)[0], index).grant.report
                 # Its signature was checked when it was logged (and the verifier checks it again).

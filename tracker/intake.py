@@ -11,20 +11,12 @@ import math
 import time
 from collections.abc import Callable
 
-from google.protobuf.message import DecodeError
-
-from potluck.errors import VerificationError
 from potluck.manifest import SignedManifest
-from potluck.node.identity import account_id_of
 from potluck.node.sketch import SKETCH_DIM, STEPS_PER_SKETCH, num_segments
 from potluck.proto.report_pb2 import ContributionReport
-from potluck.proto.signing import PURPOSE_REPORT, parse_envelope, verify_envelope
 from potluck.tracker.accounts import Accounts
-from potluck.tracker.ledger.entries import MAX_ENTRY_BYTES
+from potluck.tracker.opening import Rejected
 
-# A report must fit in the grant entry that logs it, with room for the grant's own fields (~0.3 KB):
-# a window of up to ~21k micro-batches (4 bytes of loss each, 64 of sketch per 8).
-MAX_REPORT_BYTES = MAX_ENTRY_BYTES - 4096
 # Reports travel in batches (a reporter sends its outbox so); their acks carry each report again, in
 # its receipt, so a message of 2 MiB of reports is answered within the 4 MiB gRPC message limit.
 MAX_REPORTS_PER_MESSAGE = 64
@@ -58,20 +50,12 @@ class TokenBucket:
         return True
 
 
-class Rejected(Exception):
-    """A report that is not logged; `code` is the gRPC status name that fits."""
-
-    def __init__(self, code: str, reason: str):
-        super().__init__(f"{code}: {reason}")
-        self.code, self.reason = code, reason
-
-
 class ReportIntake:
     """Checks reports against the manifest and what the ledger says about each account.
 
-    In two steps, so that the costly one can run off the event loop: `open` (size, encoding, swarm,
-    signature, signer: no account state, safe on any thread) and `admit` (rate, account, claims, and
-    the sequence number reserved: in the order reports arrive, on the event loop).
+    These are the checks after `opening.ReportOpener.open` (size, encoding, swarm, signature, signer,
+    in worker processes): rate, account, claims, and the sequence number reserved, in the order
+    reports arrive, on the event loop.
     """
 
     def __init__(self, manifest: SignedManifest, accounts: Accounts, *, flops_per_sample: int,
@@ -81,40 +65,6 @@ class ReportIntake:
         self.flops_per_sample, self.tokens_per_sample = flops_per_sample, tokens_per_sample
         self.swarm_epoch, self.clock = swarm_epoch, clock
         self.buckets: dict[str, TokenBucket] = {}
-
-    def open(self, envelope: bytes) -> ContributionReport:
-        """The report a signed envelope carries, if it is well formed and signed by the account it names."""
-        origin = self.manifest.origin
-        if len(envelope) > MAX_REPORT_BYTES:
-            raise Rejected("INVALID_ARGUMENT", f"report of {len(envelope)} bytes exceeds {MAX_REPORT_BYTES}")
-        try:
-            sealed = parse_envelope(envelope)
-        except VerificationError as e:
-            raise Rejected("INVALID_ARGUMENT", str(e)) from None
-        if sealed.purpose != PURPOSE_REPORT:
-            raise Rejected("INVALID_ARGUMENT", f"expected purpose {PURPOSE_REPORT!r}, got {sealed.purpose!r}")
-        if sealed.origin != origin:
-            raise Rejected("FAILED_PRECONDITION", f"report for another swarm: expected origin {origin!r}, "
-                                                  f"got {sealed.origin!r}")
-        try:
-            opened = verify_envelope(sealed, purpose=PURPOSE_REPORT, origin=origin)
-        except VerificationError as e:
-            raise Rejected("UNAUTHENTICATED", str(e)) from None
-        try:
-            report = ContributionReport.FromString(opened.payload)
-        except DecodeError:
-            raise Rejected("INVALID_ARGUMENT", "expected a ContributionReport, got undecodable bytes") from None
-        if report.origin != origin:
-            raise Rejected("FAILED_PRECONDITION", f"report for another swarm: expected origin {origin!r}, "
-                                                  f"got {report.origin!r}")
-        if report.manifest_id != self.manifest.manifest_id:
-            raise Rejected("FAILED_PRECONDITION", f"report for manifest {report.manifest_id.hex()[:16]}…, this swarm "
-                                                  f"runs {self.manifest.manifest_id.hex()[:16]}…")
-        signer = account_id_of(opened.signer)
-        if report.account_id != signer:
-            raise Rejected("UNAUTHENTICATED", f"report claims account {report.account_id[:12]} but is signed by "
-                                              f"{signer[:12]}")
-        return report
 
     def admit(self, report: ContributionReport) -> None:
         """Check an opened report against its account and reserve its sequence number; raise `Rejected`."""

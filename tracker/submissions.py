@@ -1,8 +1,8 @@
 """How reports become grants: one pump, for every stream, checks them in batches in the order they came.
 
 Streams hand over each message's reports and await their acks. The pump takes everything handed
-over so far (up to MAX_PUMP_REPORTS), checks the signatures off the event loop (they release the
-GIL), admits the reports in order (sequence numbers reserved, no await in between) and logs the
+over so far (up to MAX_PUMP_REPORTS), has the workers of `opening` check their signatures, admits
+the reports in order (sequence numbers reserved, no await in between) and logs the
 admitted ones as grants with one writer call, while it goes on to the next batch. So many
 volunteers' single reports share one thread hop, one commit and one checkpoint, as one reporter's
 queued reports do.
@@ -21,9 +21,10 @@ import time
 from potluck.manifest import SignedManifest
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.report_pb2 import ContributionReport
-from potluck.tracker.intake import Rejected, ReportIntake
+from potluck.tracker.intake import ReportIntake
 from potluck.tracker.ledger.entries import grant_entry, report_dedup_key
 from potluck.tracker.ledger.ledger import Ledger
+from potluck.tracker.opening import OpeningPool, Rejected, ReportOpener
 from potluck.tracker.swarm_stats import SwarmStats
 from potluck.tracker.verification import Verification
 from potluck.tracker.writer import MAX_BATCH, LedgerWriter
@@ -34,18 +35,20 @@ MAX_PUMP_REPORTS = MAX_BATCH  # reports the pump takes at once: one commit's wor
 
 
 class Submissions:
-    """Reports on their way from the streams to the ledger. Start with `start()`, end with `await stop()`."""
+    """Reports on their way from the streams to the ledger. Start with `await start()`, end with `await stop()`."""
 
     def __init__(self, *, manifest: SignedManifest, ledger: Ledger, writer: LedgerWriter, intake: ReportIntake,
                  verification: Verification, stats: SwarmStats, flops_per_sample: int):
         self.manifest, self.ledger, self.writer, self.intake = manifest, ledger, writer, intake
+        self.opening: OpeningPool | None = None
         self.verification, self.stats, self.flops_per_sample = verification, stats, flops_per_sample
         self.queue: asyncio.Queue[tuple[list[bytes], asyncio.Future]] = asyncio.Queue()
         self.in_flight: dict[bytes, asyncio.Future] = {}  # dedup key -> the ack of those bytes, in progress
         self.logging: set[asyncio.Task] = set()
         self.pump: asyncio.Task | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        self.opening = await OpeningPool.start(ReportOpener(self.manifest.origin, self.manifest.manifest_id))
         self.pump = asyncio.create_task(self._pump(), name="report-pump")
 
     async def stop(self) -> None:
@@ -55,6 +58,8 @@ class Submissions:
             await asyncio.gather(self.pump, *self.logging, return_exceptions=True)
         while not self.queue.empty():
             _fail([self.queue.get_nowait()], asyncio.CancelledError("the tracker is stopping"))
+        if self.opening is not None:
+            await self.opening.close()
 
     def submit(self, envelopes: list[bytes]) -> asyncio.Future:
         """Hand over a message's reports; the future gives their acks, in order."""
@@ -71,7 +76,7 @@ class Submissions:
                 size += len(messages[-1][0])
             envelopes = [envelope for reports, _ in messages for envelope in reports]
             try:
-                opened = await asyncio.to_thread(_open_all, self.intake, envelopes)
+                opened = await self.opening.open(envelopes)
                 batch = self._admit(envelopes, opened)
             except asyncio.CancelledError:
                 _fail(messages, asyncio.CancelledError("the tracker is stopping"))
@@ -198,19 +203,6 @@ class _Batch:
         self.shared: dict[int, asyncio.Future] = {}  # copies of reports in progress elsewhere: their answers
         self.admitted: dict[int, ContributionReport] = {}
         self.rejected: dict[int, tuple[ContributionReport | None, Rejected]] = {}
-
-
-def _open_all(intake: ReportIntake, envelopes: list[bytes]) -> list[ContributionReport | Rejected]:
-    """In a worker thread: each report opened, or why not."""
-    opened: list[ContributionReport | Rejected] = []
-    for envelope in envelopes:
-        try:
-            opened.append(intake.open(envelope))
-        except Rejected as r:
-            opened.append(r)
-        except Exception as e:  # bytes that trip a library: this report's problem, not its batch's
-            opened.append(Rejected("INVALID_ARGUMENT", f"unreadable report ({type(e).__name__}: {e})"))
-    return opened
 
 
 def _fail_unanswered(batch: _Batch, error: BaseException) -> None:

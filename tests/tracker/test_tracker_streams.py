@@ -1,7 +1,11 @@
 """Many reports on one stream are worked on together, yet answered as if one after another."""
 
 import hashlib
+import os
+import signal
 import threading
+import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -101,5 +105,21 @@ def test_reports_whose_commit_failed_are_taken_again_when_resent(tracker, tmp_pa
     assert "disk trouble" in raised.value.details()
     with store.lock:
         store.db.execute("DROP TRIGGER refuse")
+    acks = submit(tracker, reports[1:])
+    assert [(ack.verdict, ack.sequence) for ack in acks] == [(pb.ReportAck.ACCEPTED, 2), (pb.ReportAck.ACCEPTED, 3)]
+
+
+def test_a_killed_report_opening_worker_is_replaced(tracker, tmp_path):
+    erin = registered(tracker, tmp_path)
+    reports = [erin.report(tracker.manifest, sequence) for sequence in range(1, 4)]
+    assert submit(tracker, reports[:1])[0].verdict == pb.ReportAck.ACCEPTED
+    for worker in tracker.tracker.service.submissions.opening.workers:
+        os.kill(worker.process.pid, signal.SIGKILL)
+        stat = Path(f"/proc/{worker.process.pid}/stat")
+        while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.01)
+    with pytest.raises(grpc.RpcError) as raised:  # the message in the dead worker's hands fails, not the tracker
+        submit(tracker, reports[1:2])
+    assert "report-opening worker exited" in raised.value.details()
     acks = submit(tracker, reports[1:])
     assert [(ack.verdict, ack.sequence) for ack in acks] == [(pb.ReportAck.ACCEPTED, 2), (pb.ReportAck.ACCEPTED, 3)]
