@@ -1,4 +1,5 @@
-"""Opening reports: the checks that need no account state (size, encoding, swarm, signature, signer).
+"""Opening reports: the checks that need no account state (size, encoding, swarm, signature, signer,
+and the groupmates' attestations' signatures).
 
 They are most of what a report costs the tracker (an Ed25519 verification each), so they run in
 worker processes of their own: the event loop's process is bound by its GIL, and a batch spread
@@ -20,8 +21,8 @@ from google.protobuf.message import DecodeError
 
 from potluck.errors import VerificationError
 from potluck.node.identity import account_id_of
-from potluck.proto.report_pb2 import ContributionReport
-from potluck.proto.signing import PURPOSE_REPORT, parse_envelope, verify_envelope
+from potluck.proto.report_pb2 import Attestation, ContributionReport
+from potluck.proto.signing import PURPOSE_ATTESTATION, PURPOSE_REPORT, open_envelope, parse_envelope, verify_envelope
 from potluck.tracker.ledger.entries import MAX_ENTRY_BYTES
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,36 @@ class Rejected(Exception):
 
     def __reduce__(self):  # it crosses from the workers
         return Rejected, (self.code, self.reason)
+
+
+# What a report's attestations say, signatures checked: (signing account, peer id, account it names)
+# for each groupmate, or why one does not verify.
+Attesters = tuple[tuple[str, str, str], ...] | str
+
+
+@dataclass(frozen=True)
+class OpenedReport:
+    """A report whose signature holds, with its groupmates' attestations read."""
+
+    report: ContributionReport
+    attesters: Attesters
+
+
+def read_attestations(report: ContributionReport) -> Attesters:
+    """Each groupmate's attestation as (signing account, peer id, account it names), or why one is bad.
+
+    Whether the peer is bound to that account is for the tracker to say (`check_attestations`).
+    """
+    read = []
+    for envelope in report.averaging.attestations:
+        try:
+            opened = open_envelope(envelope.SerializeToString(deterministic=True), purpose=PURPOSE_ATTESTATION,
+                                   origin=report.origin)
+            attestation = Attestation.FromString(opened.payload)
+        except Exception as e:  # any malformed attestation is as bad as a forged one
+            return f"attestation does not verify: {e}"
+        read.append((account_id_of(opened.signer), attestation.peer_id, attestation.account_id))
+    return tuple(read)
 
 
 @dataclass(frozen=True)
@@ -86,12 +117,13 @@ class ReportOpener:
                                               f"{signer[:12]}")
         return report
 
-    def open_all(self, envelopes: list[bytes]) -> list[ContributionReport | Rejected]:
-        """Each report opened, or why not (in a worker; the reports travel back pickled)."""
-        opened: list[ContributionReport | Rejected] = []
+    def open_all(self, envelopes: list[bytes]) -> list[OpenedReport | Rejected]:
+        """Each report opened with its attestations read, or why not (in a worker; they travel back pickled)."""
+        opened: list[OpenedReport | Rejected] = []
         for envelope in envelopes:
             try:
-                opened.append(self.open(envelope))
+                report = self.open(envelope)
+                opened.append(OpenedReport(report, read_attestations(report)))
             except Rejected as r:
                 opened.append(r)
             except Exception as e:  # bytes that trip a library: this report's problem, not its batch's
@@ -119,7 +151,7 @@ class OpeningPool:
             raise
         return cls(opener, workers)
 
-    async def open(self, envelopes: list[bytes]) -> list[ContributionReport | Rejected]:
+    async def open(self, envelopes: list[bytes]) -> list[OpenedReport | Rejected]:
         """Each report opened, or why not; a batch is shared among the workers."""
         size = -(-len(envelopes) // len(self.workers)) or 1
         chunks = [envelopes[i:i + size] for i in range(0, len(envelopes), size)]

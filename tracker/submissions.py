@@ -24,7 +24,7 @@ from potluck.proto.report_pb2 import ContributionReport
 from potluck.tracker.intake import ReportIntake
 from potluck.tracker.ledger.entries import grant_entry, report_dedup_key
 from potluck.tracker.ledger.ledger import Ledger
-from potluck.tracker.opening import OpeningPool, Rejected, ReportOpener
+from potluck.tracker.opening import Attesters, OpenedReport, OpeningPool, Rejected, ReportOpener
 from potluck.tracker.swarm_stats import SwarmStats
 from potluck.tracker.verification import Verification
 from potluck.tracker.writer import MAX_BATCH, LedgerWriter
@@ -90,7 +90,7 @@ class Submissions:
             task.add_done_callback(self.logging.discard)
             task.add_done_callback(lambda done, messages=messages: _hand_out(messages, done))
 
-    def _admit(self, envelopes: list[bytes], opened: list[ContributionReport | Rejected]) -> _Batch:
+    def _admit(self, envelopes: list[bytes], opened: list[OpenedReport | Rejected]) -> _Batch:
         """Admit opened reports in order. A copy of bytes in progress shares that copy's answer.
 
         A report already in the ledger never passes admission (its sequence is at or below its
@@ -110,10 +110,10 @@ class Submissions:
                     batch.rejected[position] = (None, report)
                     continue
                 try:
-                    self.intake.admit(report)
-                    batch.admitted[position] = report
+                    self.intake.admit(report.report)
+                    batch.admitted[position], batch.attesters[position] = report.report, report.attesters
                 except Rejected as r:
-                    batch.rejected[position] = (report, r)
+                    batch.rejected[position] = (report.report, r)
         except Exception as e:  # a fault of ours: undo what was taken, so that copies and resends are not stuck
             for report in batch.admitted.values():
                 self.intake.accounts.release(report)
@@ -167,8 +167,8 @@ class Submissions:
         for (_, report), _, _ in grants:
             accounts.confirm(report)
             self.stats.record(report)
-        await self.verification.on_grants([(done.index, envelopes[position], report, entry.grant.flops)
-                                           for (position, report), entry, done in grants])
+        await self.verification.on_grants([(done.index, envelopes[position], report, entry.grant.flops,
+                                            batch.attesters[position]) for (position, report), entry, done in grants])
         # position -> (index, sequence, receipt, checkpoint) of each report in the ledger
         found = {position: (done.index, report.sequence, done.receipt, done.checkpoint)
                  for (position, report), _, done in grants}
@@ -202,6 +202,7 @@ class _Batch:
         self.own: dict[int, asyncio.Future] = {}  # their answers, shared with copies that come meanwhile
         self.shared: dict[int, asyncio.Future] = {}  # copies of reports in progress elsewhere: their answers
         self.admitted: dict[int, ContributionReport] = {}
+        self.attesters: dict[int, Attesters] = {}  # of the admitted reports
         self.rejected: dict[int, tuple[ContributionReport | None, Rejected]] = {}
 
 

@@ -16,12 +16,11 @@ import time
 
 from potluck.errors import VerificationError
 from potluck.group_process import GroupProcess
-from potluck.node.identity import account_id_of
 from potluck.proto.ledger_pb2 import LedgerEntry
-from potluck.proto.report_pb2 import Attestation, ContributionReport
-from potluck.proto.signing import PURPOSE_ATTESTATION, open_envelope
+from potluck.proto.report_pb2 import ContributionReport
 from potluck.tracker.accounts import Accounts
 from potluck.tracker.credit_policy import CreditPolicy
+from potluck.tracker.opening import Attesters
 from potluck.tracker.recompute import SEGMENTS_ON_SUSPICION, pick_segments
 from potluck.tracker.verifier import Job, VerifierSpec, run_verifier
 from potluck.tracker.writer import LedgerWriter
@@ -32,23 +31,19 @@ VERIFIER_START_TIMEOUT = 120.0
 VERIFIER_STOP_TIMEOUT = 10.0
 
 
-def check_attestations(report: ContributionReport, accounts: Accounts) -> None:
-    """Each groupmate's attestation must be signed by the account its PeerID is bound to.
+def check_attestations(attesters: Attesters, accounts: Accounts) -> None:
+    """Each groupmate's attestation (as `opening.read_attestations` read it) must be signed by the account
+    its PeerID is bound to.
 
     Its epoch is not held against anyone: hivemind matches averaging groups by run, not by epoch, so
     a peer closing epoch e often averages with one closing e-1 or e+1 (measured on honest swarms).
     """
-    for envelope in report.averaging.attestations:
-        data = envelope.SerializeToString(deterministic=True)
-        try:
-            opened = open_envelope(data, purpose=PURPOSE_ATTESTATION, origin=report.origin)
-            attestation = Attestation.FromString(opened.payload)
-        except Exception as e:  # any malformed attestation is as bad as a forged one
-            raise VerificationError(f"attestation does not verify: {e}") from None
-        signer = account_id_of(opened.signer)
-        bound = accounts.account_of_peer.get(attestation.peer_id)
-        if attestation.account_id != signer or (bound is not None and bound != signer):
-            raise VerificationError(f"attestation for peer {attestation.peer_id} is signed by {signer[:12]}, "
+    if isinstance(attesters, str):
+        raise VerificationError(attesters)
+    for signer, peer_id, account_id in attesters:
+        bound = accounts.account_of_peer.get(peer_id)
+        if account_id != signer or (bound is not None and bound != signer):
+            raise VerificationError(f"attestation for peer {peer_id} is signed by {signer[:12]}, "
                                     f"not by the account it is bound to")
 
 
@@ -84,16 +79,16 @@ class Verification:
             await asyncio.to_thread(self.process.stop, VERIFIER_STOP_TIMEOUT)
             self.reader.join(timeout=5)
 
-    async def on_grants(self, grants: list[tuple[int, bytes, ContributionReport, int]]) -> None:
-        """Grants were logged, each (index, report envelope, report, flops): schedule their checks (or, with no
-        verifier, let the policy vest on depth alone)."""
+    async def on_grants(self, grants: list[tuple[int, bytes, ContributionReport, int, Attesters]]) -> None:
+        """Grants were logged, each (index, report envelope, report, flops, its attestations as read): schedule
+        their checks (or, with no verifier, let the policy vest on depth alone)."""
         entries = []
-        for index, envelope, report, flops in grants:
+        for index, envelope, report, flops, attesters in grants:
             account = report.account_id
             checked = self.process is not None
             entries += self.policy.on_grant(account, index, flops, checked=checked)
             try:
-                check_attestations(report, self.accounts)
+                check_attestations(attesters, self.accounts)
             except VerificationError as e:
                 entries += self.policy.on_check(account, index, passed=False, check="attestation", reason=str(e))
                 checked = False
