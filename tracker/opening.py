@@ -229,8 +229,7 @@ def _serve() -> None:
             opener, answer = request, None
         else:
             answer = opener.open_all(request)
-        data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-        stdout.write(len(data).to_bytes(4, "big") + data)
+        _write_frame(stdout, answer)
         stdout.flush()
 
 

@@ -4,8 +4,8 @@ Streams hand over each message's reports and await their acks. The pump takes ev
 over so far (up to MAX_PUMP_REPORTS), has the workers of `opening` check their signatures, admits
 the reports in order (sequence numbers reserved, no await in between) and logs the
 admitted ones as grants with one writer call, while it goes on to the next batch. So many
-volunteers' single reports share one thread hop, one commit and one checkpoint, as one reporter's
-queued reports do.
+volunteers' single reports share one trip to the workers, one commit and one checkpoint, as one
+reporter's queued reports do.
 
 A report is acknowledged only once its grant is durably in the ledger; the same report bytes again,
 on any stream at any time, get the same ack and no new entry.

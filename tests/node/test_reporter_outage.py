@@ -4,6 +4,7 @@ lands in the log exactly once, and rejections are kept with their reason, not re
 import collections
 import threading
 import time
+from dataclasses import dataclass
 
 import pytest
 from swarmkit import Volunteer
@@ -92,44 +93,55 @@ def test_rejected_reports_are_kept_with_the_reason_and_not_retried(tmp_path):
         tracker.stop()
 
 
-@pytest.mark.timeout(60)
-def test_large_reports_go_in_messages_the_tracker_takes(tmp_path):
+@dataclass
+class Flushed:
+    reports: list[bytes]
+    flushed: bool
+    last_error: str | None
+    acked: int
+    grants: int
+
+
+def flush_to_a_tracker(tmp_path, make_reports, **reporter_options) -> Flushed:
+    """Queue `make_reports(volunteer, manifest)` of a registered volunteer and flush them to a real tracker."""
     tracker = RunningTracker(tmp_path)
     try:
         volunteer = Volunteer.create(tmp_path)
         tracker.stub.Register(pb.RegisterRequest(binding=volunteer.binding(tracker.manifest)), timeout=10)
         outbox = Outbox(tmp_path / "outbox.sqlite")
-        # Windows of 20,000 micro-batches, near the largest report a grant entry holds: ~0.24 MB each,
-        # more than one message's 2 MiB together.
-        for sequence in range(1, 11):
-            outbox.put(sequence, volunteer.report(tracker.manifest, sequence, steps=20_000, batch_size=1))
-        assert sum(len(r.envelope) for r in outbox.queued()) > MAX_MESSAGE_REPORT_BYTES
-        reporter = Reporter(outbox, tracker.address, log_key=tracker.tracker.log_key)
-        assert reporter.flush(timeout=30), reporter.last_error
-        entries = [decode_entry(d) for d in tracker.tracker.ledger.entries(0, tracker.tracker.ledger.size)]
-        assert outbox.counts().acked == 10 and sum(e.WhichOneof("kind") == "grant" for e in entries) == 10
-        reporter.close()
-        outbox.close()
+        reports = make_reports(volunteer, tracker.manifest)
+        for sequence, report in enumerate(reports, start=1):
+            outbox.put(sequence, report)
+        reporter = Reporter(outbox, tracker.address, log_key=tracker.tracker.log_key, **reporter_options)
+        try:
+            flushed = reporter.flush(timeout=30)
+            entries = [decode_entry(d) for d in tracker.tracker.ledger.entries(0, tracker.tracker.ledger.size)]
+            return Flushed(reports, flushed, reporter.last_error, outbox.counts().acked,
+                           sum(e.WhichOneof("kind") == "grant" for e in entries))
+        finally:
+            reporter.close()
+            outbox.close()
     finally:
         tracker.stop()
+
+
+@pytest.mark.timeout(60)
+def test_large_reports_go_in_messages_the_tracker_takes(tmp_path):
+    # Windows of 20,000 micro-batches, near the largest report a grant entry holds: ~0.24 MB each,
+    # more than one message's 2 MiB together.
+    result = flush_to_a_tracker(tmp_path, lambda volunteer, manifest: [
+        volunteer.report(manifest, sequence, steps=20_000, batch_size=1) for sequence in range(1, 11)])
+    assert sum(map(len, result.reports)) > MAX_MESSAGE_REPORT_BYTES
+    assert result.flushed, result.last_error
+    assert result.acked == 10 and result.grants == 10
 
 
 @pytest.mark.timeout(60)
 def test_a_reporter_told_to_send_more_keeps_to_the_trackers_reports_per_message(tmp_path):
-    tracker = RunningTracker(tmp_path)
-    try:
-        volunteer = Volunteer.create(tmp_path)
-        tracker.stub.Register(pb.RegisterRequest(binding=volunteer.binding(tracker.manifest)), timeout=10)
-        outbox = Outbox(tmp_path / "outbox.sqlite")
-        for sequence in range(1, MAX_REPORTS_PER_MESSAGE + 7):
-            outbox.put(sequence, volunteer.report(tracker.manifest, sequence))
-        reporter = Reporter(outbox, tracker.address, log_key=tracker.tracker.log_key, batch_size=100)
-        assert reporter.flush(timeout=30), reporter.last_error
-        assert outbox.counts().acked == MAX_REPORTS_PER_MESSAGE + 6
-        reporter.close()
-        outbox.close()
-    finally:
-        tracker.stop()
+    result = flush_to_a_tracker(tmp_path, lambda volunteer, manifest: [
+        volunteer.report(manifest, sequence) for sequence in range(1, MAX_REPORTS_PER_MESSAGE + 7)], batch_size=100)
+    assert result.flushed, result.last_error
+    assert result.acked == MAX_REPORTS_PER_MESSAGE + 6
 
 
 def test_the_outbox_is_durable_across_reopening(tmp_path):
