@@ -6,6 +6,10 @@ in its main thread), leads a process group of its own (so a terminal's Ctrl-C re
 parent, which decides), kills its whole group if its parent disappears, and is stopped with one
 `killpg`, aimed only at our processes: the group is killed before the leader is reaped, while
 its id cannot have been reused.
+
+A child also gets fresh copies of the multiprocessing locks hivemind makes at import. Every process
+forked after that import shares them; a worker group SIGKILLed while one of its processes held one
+(hivemind takes them for every MPFuture) left each restarted worker waiting on it forever.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -107,7 +112,17 @@ def _child_main(target: Callable, events, parent_pid: int, args: tuple) -> None:
     # hivemind's terminate(); multiprocessing's exit then joins them forever, and we never exit.
     os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     threading.Thread(target=_die_with_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
+    _fresh_hivemind_locks()
     target(stop, events, *args)
+
+
+def _fresh_hivemind_locks() -> None:
+    """Replace the locks hivemind (1.1.12) shares with every process forked after its import."""
+    mpfuture, aio = sys.modules.get("hivemind.utils.mpfuture"), sys.modules.get("hivemind.utils.asyncio")
+    if mpfuture is not None:
+        mpfuture.MPFuture.reset_backend()  # hivemind's own reset: the two MPFuture locks and SharedBytes's
+    if aio is not None:
+        aio._AsyncContextWrapper.EXECUTOR_LOCK = multiprocessing.get_context("fork").Lock()
 
 
 def _die_with_parent(parent_pid: int) -> None:
