@@ -104,6 +104,9 @@ class LocalSwarm:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_text = config_text or local_swarm_config("local", num_nodes=num_nodes)
+        # The nodes share this machine's cores. Each torch thread pool as wide as the machine would
+        # oversubscribe them (OpenMP threads spin while they wait), and averaging rounds time out.
+        self.node_threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // num_nodes)))
         self.potluck = str(Path(sys.executable).parent / "potluck")
         self.swarm: Managed | None = None
         self.nodes: dict[str, Managed] = {}
@@ -117,11 +120,12 @@ class LocalSwarm:
         return subprocess.run([self.potluck, *args], capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, "POTLUCK_HOME": str(home)}, stdin=subprocess.DEVNULL)
 
-    def _spawn(self, name: str, args: list[str], home: Path, program: list[str] | None = None) -> Managed:
+    def _spawn(self, name: str, args: list[str], home: Path, program: list[str] | None = None,
+               env: dict[str, str] | None = None) -> Managed:
         log = self.workdir / f"{name}.log"
         popen = subprocess.Popen([*(program or [self.potluck]), *args], stdout=log.open("w"), stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, start_new_session=True,
-                                 env={**os.environ, "POTLUCK_HOME": str(home)})
+                                 env={**os.environ, "POTLUCK_HOME": str(home), **(env or {})})
         return Managed(name, popen, log)
 
     def start(self) -> dict:
@@ -153,7 +157,7 @@ class LocalSwarm:
                 "--batch-size", str(BATCH_SIZE), "--json-logs", *extra]
         if max_epochs is not None:
             args += ["--max-epochs", str(max_epochs)]
-        self.nodes[name] = self._spawn(name, args, home, program)
+        self.nodes[name] = self._spawn(name, args, home, program, env={"OMP_NUM_THREADS": self.node_threads})
         return self.nodes[name]
 
     def status(self) -> pb.StatusResponse:

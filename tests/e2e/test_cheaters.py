@@ -70,7 +70,8 @@ class Outcome:
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory) -> Outcome:
     workdir = tmp_path_factory.mktemp("cheaters")
-    swarm = LocalSwarm(workdir, config_text=local_swarm_config("cheaters", num_nodes=len(PLAYERS)))
+    swarm = LocalSwarm(workdir, config_text=local_swarm_config("cheaters", num_nodes=len(PLAYERS)),
+                       num_nodes=len(PLAYERS))
     try:
         info = swarm.start()
         for name, cheat_after in PLAYERS.items():
