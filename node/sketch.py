@@ -101,6 +101,13 @@ def segment_steps(segment: int, num_steps: int) -> range:
     return range(segment * STEPS_PER_SKETCH, min((segment + 1) * STEPS_PER_SKETCH, num_steps))
 
 
+def announced_states_key(run_id: str) -> str:
+    """The DHT key under which each peer announces (epoch, state_digest) of the window it is in.
+
+    A verifier that lacks the state a report names knows, from these, that it is out there to download."""
+    return f"{run_id}_potluck_states"
+
+
 def state_digest(model: torch.nn.Module) -> bytes:
     """SHA-256 of the parameters, sorted by name, each as name, shape and float32 little-endian values."""
     digest = hashlib.sha256(_DIGEST_TAG)

@@ -23,13 +23,23 @@ import hivemind
 import torch
 from hivemind.compression import CompressionBase, Float16Compression, NoCompression, Uniform8BitQuantization
 from hivemind.optim import Optimizer
+from hivemind.utils import get_dht_time
 
 from potluck.errors import ConfigError, PotluckError
-from potluck.node.sketch import SKETCH_DIM, STEPS_PER_SKETCH, SketchProjector, sketch_seed, state_digest
+from potluck.node.sketch import (
+    SKETCH_DIM,
+    STEPS_PER_SKETCH,
+    SketchProjector,
+    announced_states_key,
+    sketch_seed,
+    state_digest,
+)
 from potluck.node.tasks.base import TaskBase
 from potluck.node.worker_attest import AttestingGradientAverager
 
 logger = logging.getLogger(__name__)
+
+STATE_ANNOUNCEMENT_TTL = 300.0  # seconds; each window's announcement replaces the last
 
 COMPRESSIONS: dict[str, Callable[[], CompressionBase]] = {
     "none": NoCompression,
@@ -225,7 +235,7 @@ class TrainingWorker:
     def _train(self, stop: threading.Event, max_windows: int | None) -> None:
         config, task, model, optimizer = self.config, self.task, self.model, self.optimizer
         windows_closed = 0
-        window = _Window.begin(optimizer.local_epoch, model, config)
+        window = self._begin_window()
         while not stop.is_set() and (max_windows is None or windows_closed < max_windows):
             batch = task.make_batch(
                 config.data_seed, config.account_id, window.epoch, window.num_steps, config.batch_size_per_step
@@ -241,13 +251,20 @@ class TrainingWorker:
             if optimizer.state_loads != state_loads:
                 # We were out of sync: hivemind dropped our gradients and downloaded the swarm's state.
                 logger.info("window for epoch %d discarded: loaded state from peers", window.epoch)
-                window = _Window.begin(optimizer.local_epoch, model, config)
+                window = self._begin_window()
             elif optimizer.local_epoch != window.epoch:
                 stats = self._close(window)
                 windows_closed += 1
-                window = _Window.begin(optimizer.local_epoch, model, config)
+                window = self._begin_window()
                 if self._on_window is not None:
                     self._on_window(stats)
+
+    def _begin_window(self) -> _Window:
+        window = _Window.begin(self.optimizer.local_epoch, self.model, self.config)
+        if not self.config.client_mode:  # a client-mode peer serves no state to download
+            self.dht.store(announced_states_key(self.config.run_id), (window.epoch, window.start_digest),
+                           get_dht_time() + STATE_ANNOUNCEMENT_TTL, subkey=self.peer_id, return_future=True)
+        return window
 
     def _close(self, window: _Window) -> WindowStats:
         config = self.config

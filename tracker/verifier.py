@@ -1,8 +1,9 @@
 """The verifier: a hivemind peer that follows the swarm's model and checks sampled reports.
 
 It runs in a `GroupProcess` of its own (hivemind objects in its main thread). It joins the DHT as
-a client, keeps the model state of each recent epoch (downloaded from peers, keyed by its digest),
-watches every peer's hivemind progress record, and answers check jobs from the tracker:
+a client, keeps the model states of recent epochs (downloaded from peers, keyed by digest; peers
+announce the digest they start each window from, so the states of peers out of step are fetched
+too), watches every peer's hivemind progress record, and answers check jobs from the tracker:
 
 * stage (b), every report: the peer's own progress record for that epoch should support the
   samples claimed. The DHT is polled, so a record can be missed: a disagreement is suspicion, not
@@ -31,10 +32,11 @@ from potluck.proto.signing import PURPOSE_REPORT, open_envelope
 
 logger = logging.getLogger(__name__)
 
-MAX_SNAPSHOTS = 8
+MAX_SNAPSHOTS = 16  # a late report (a node that was cut off) still finds its state
 POLL_INTERVAL = 0.5
 MAX_JOB_WAIT = 120.0  # seconds a job may wait for the state it needs
 LOAD_STATE_TIMEOUT = 15.0
+MAX_STATE_LOADS_PER_EPOCH = 8
 # Stage (b): claims beyond this multiple of the peer's own record are recomputed on every drawn segment
 # (an honest peer's record lags its last steps, so it may be suspected, and then passes). A tripled
 # window of one micro-batch is 3x its record.
@@ -75,7 +77,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     import hivemind
     import torch
 
-    from potluck.node.sketch import state_digest
+    from potluck.node.sketch import announced_states_key, state_digest
     from potluck.node.tasks import get_task
     from potluck.node.worker_attest import AttestingGradientAverager
 
@@ -98,14 +100,22 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     progress = ProgressBook()
     threading.Thread(target=progress.follow, args=(dht, spec.run_id, stop), daemon=True, name="progress").start()
     pending: list[Job] = []
-    tried_epoch = 0
+    epoch, loads = 0, 0  # loads of the swarm's state in this epoch
     events.put(("ready", None))
     try:
         while not stop.is_set():
             averager = optimizer.state_averager
             global_epoch = optimizer.tracker.global_progress.epoch
-            if global_epoch > max(averager.local_epoch, tried_epoch):
-                tried_epoch = global_epoch  # once per epoch: the swarm's peers have better things to do
+            if global_epoch > epoch:
+                epoch, loads = global_epoch, 0
+            # A new epoch's state once; then again while peers announce states we lack (peers that missed
+            # a round start from states of their own). Each load comes from a peer hivemind picks at random
+            # among those furthest on; the swarm's peers have better things to do than serve us endlessly.
+            wanted = (loads == 0 and epoch > averager.local_epoch) or (
+                loads < MAX_STATE_LOADS_PER_EPOCH and _announced(dht, announced_states_key(spec.run_id), epoch)
+                - snapshots.keys())
+            if wanted:
+                loads += 1
                 # One attempt, bounded (Optimizer.load_state_from_peers retries forever once peers are gone).
                 try:
                     averager.load_state_from_peers(timeout=LOAD_STATE_TIMEOUT)
@@ -192,6 +202,19 @@ class ProgressBook:
             return (f"claims {report.num_samples} samples in epoch {report.epoch}, but the peer's own hivemind "
                     f"progress record showed at most {seen}")
         return None
+
+
+def _announced(dht, key: str, epoch: int) -> set[bytes]:
+    """Digests of the states peers announced they started `epoch` from (self-reported: used only to look)."""
+    found = dht.get(key, latest=True)
+    if found is None or not isinstance(found.value, dict):
+        return set()
+    announced = set()
+    for entry in found.value.values():
+        value = getattr(entry, "value", None)
+        if isinstance(value, list | tuple) and len(value) == 2 and value[0] == epoch and isinstance(value[1], bytes):
+            announced.add(value[1])
+    return announced
 
 
 def _drain(jobs) -> list[Job]:

@@ -147,9 +147,12 @@ def test_cheating_from_the_start_is_struck_forfeited_and_never_vests(outcome, na
     entries = _kinds_by_account(outcome)[outcome.accounts[name]]
     kinds = [e.WhichOneof("kind") for e in entries]
     strikes = [e.strike for e in entries if e.WhichOneof("kind") == "strike"]
-    # fake: "micro-batch N: claimed loss ..."; freerider (honest losses): "segment N (...): gradient sketch differs"
-    expected = "claimed loss" if name == "fake" else "gradient sketch differs"
-    assert strikes and strikes[0].check == "recompute" and expected in strikes[0].reason, (kinds, strikes)
+    # fake: "micro-batch N: claimed loss ..." (or, when its window had one micro-batch and the made-up
+    # loss in the honest range is the honest loss, its made-up sketch); freerider (honest losses):
+    # "segment N (...): gradient sketch differs"
+    expected = ("claimed loss", "gradient sketch differs") if name == "fake" else ("gradient sketch differs",)
+    assert strikes and strikes[0].check == "recompute", (kinds, strikes)
+    assert any(reason in strikes[0].reason for reason in expected), strikes[0].reason
     first = sorted(outcome.grants[name].values())
     assert strikes[0].report_index == first[0]  # caught on its very first report
     if len(strikes) >= 2:

@@ -25,7 +25,15 @@ import torch
 from hivemind.p2p import PeerID
 from proctree import descendant_pids
 
-from potluck.node.sketch import SKETCH_DIM, SketchProjector, num_segments, segment_steps, sketch_seed, state_digest
+from potluck.node.sketch import (
+    SKETCH_DIM,
+    SketchProjector,
+    announced_states_key,
+    num_segments,
+    segment_steps,
+    sketch_seed,
+    state_digest,
+)
 from potluck.node.tasks import get_task
 from potluck.node.training import TrainingConfig, TrainingWorker
 
@@ -101,6 +109,7 @@ def _run_trainer(index: int, config: dict, out: mp.Queue, go, stop, expected_pee
         return torch.nn.utils.parameters_to_vector(worker.model.parameters()).detach().numpy().tobytes()
 
     def on_ready(worker: TrainingWorker) -> None:
+        announced = worker.dht.get(announced_states_key(config["run_id"]), latest=True)
         out.put(
             dict(
                 kind="ready",
@@ -109,6 +118,8 @@ def _run_trainer(index: int, config: dict, out: mp.Queue, go, stop, expected_pee
                 epoch=worker.local_epoch,
                 params=params_bytes(worker),
                 time=time.monotonic(),
+                # What the peers already training say they started their current windows from.
+                announced={peer: tuple(v.value) for peer, v in announced.value.items()} if announced else {},
             )
         )
         if go is not None and not go.wait(timeout=60):
@@ -414,6 +425,21 @@ def test_late_node_loads_the_swarm_state_and_then_averages_with_it(swarm):
             other = swarm.window(account_id, window["epoch"])
             if other is not None and other["peer_id"] in window["groupmates"]:  # we stepped together
                 assert torch.allclose(_params(window["params_after"]), _params(other["params_after"]), atol=1e-5)
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT)
+def test_peers_announce_the_state_each_window_starts_from(swarm):
+    """A verifier that lacks the state a report names learns from these that a peer has it."""
+    announced = swarm.ready[account(NUM_TRAINERS)]["announced"]  # read by the late node as it joined
+    accounts = {swarm.ready[a]["peer_id"]: a for a in _trainers()}
+    assert set(accounts) <= set(announced), announced
+    closed = []  # the announced windows that were closed (and reported) later
+    for peer_id, (epoch, digest) in announced.items():
+        window = swarm.window(accounts[peer_id], epoch) if peer_id in accounts else None
+        if window is not None:
+            assert window["start_state_digest"] == digest, (peer_id, epoch)
+            closed.append(peer_id)
+    assert closed
 
 
 @pytest.mark.timeout(SCENARIO_TIMEOUT)
