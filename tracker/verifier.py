@@ -206,7 +206,11 @@ class ProgressBook:
 
 def _announced(dht, key: str, epoch: int) -> set[bytes]:
     """Digests of the states peers announced they started `epoch` from (self-reported: used only to look)."""
-    found = dht.get(key, latest=True)
+    try:
+        found = dht.get(key, latest=True)
+    except Exception as e:  # the DHT shutting down under us: nothing to look for now
+        logger.debug("could not read announced states: %s", e)
+        return set()
     if found is None or not isinstance(found.value, dict):
         return set()
     announced = set()
