@@ -32,11 +32,13 @@ from potluck.proto.signing import PURPOSE_REPORT, open_envelope
 
 logger = logging.getLogger(__name__)
 
-MAX_SNAPSHOTS = 16  # a late report (a node that was cut off) still finds its state
+# Model states kept (each a full copy of the model): the recent epochs' states, several an epoch when
+# peers are out of step; a late report (from a node that was cut off) still finds its state.
+MAX_SNAPSHOTS = 16
 POLL_INTERVAL = 0.5
 MAX_JOB_WAIT = 120.0  # seconds a job may wait for the state it needs
 LOAD_STATE_TIMEOUT = 15.0
-MAX_STATE_LOADS_PER_EPOCH = 8
+ANNOUNCEMENT_POLL_INTERVAL = 2.0  # seconds between reads of the states peers announce
 # Stage (b): claims beyond this multiple of the peer's own record are recomputed on every drawn segment
 # (an honest peer's record lags its last steps, so it may be suspected, and then passes). A tripled
 # window of one micro-batch is 3x its record.
@@ -80,6 +82,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     from potluck.node.sketch import announced_states_key, state_digest
     from potluck.node.tasks import get_task
     from potluck.node.worker_attest import AttestingGradientAverager
+    from potluck.tracker.state_fetch import StateFetcher
 
     torch.set_num_threads(1)  # a verifier must not starve the swarm's volunteers of CPU
     request_timeout = min(3.0, spec.matchmaking_time / 2)
@@ -100,34 +103,27 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     progress = ProgressBook()
     threading.Thread(target=progress.follow, args=(dht, spec.run_id, stop), daemon=True, name="progress").start()
     pending: list[Job] = []
-    epoch, loads = 0, 0  # loads of the swarm's state in this epoch
+    fetcher = StateFetcher(dht, spec.run_id)
+    announcements = announced_states_key(spec.run_id)
+    epoch, asked, next_look = 0, set(), 0.0  # asked: peers whose announced state we requested this epoch
     events.put(("ready", None))
     try:
         while not stop.is_set():
             averager = optimizer.state_averager
             global_epoch = optimizer.tracker.global_progress.epoch
             if global_epoch > epoch:
-                epoch, loads = global_epoch, 0
-            # A new epoch's state once; then again while peers announce states we lack (peers that missed
-            # a round start from states of their own). Each load comes from a peer hivemind picks at random
-            # among those furthest on; the swarm's peers have better things to do than serve us endlessly.
-            wanted = (loads == 0 and epoch > averager.local_epoch) or (
-                loads < MAX_STATE_LOADS_PER_EPOCH and _announced(dht, announced_states_key(spec.run_id), epoch)
-                - snapshots.keys())
-            if wanted:
-                loads += 1
-                # One attempt, bounded (Optimizer.load_state_from_peers retries forever once peers are gone).
-                try:
-                    averager.load_state_from_peers(timeout=LOAD_STATE_TIMEOUT)
-                except Exception as e:  # a peer that leaves mid-download sends a truncated state
-                    logger.warning("could not load the swarm's state for epoch %d: %s", global_epoch, e)
-                    continue
-                digest = state_digest(follower)
-                if digest not in snapshots:
-                    snapshots[digest] = (averager.local_epoch, {k: v.clone() for k, v in follower.state_dict().items()})
-                    _keep_checkpoint(spec, averager.local_epoch, follower)
-                while len(snapshots) > MAX_SNAPSHOTS:
-                    snapshots.popitem(last=False)
+                epoch, asked = global_epoch, set()
+                if epoch > averager.local_epoch:  # once an epoch: the swarm's peers have better things to do
+                    _load_swarm_state(averager, follower, spec, snapshots)
+            if time.monotonic() >= next_look:
+                # Peers that missed part of a round start from states of their own: ask each for its own.
+                next_look = time.monotonic() + ANNOUNCEMENT_POLL_INTERVAL
+                for peer_id, digest in _announced(dht, announcements, epoch).items():
+                    if digest not in snapshots and peer_id not in asked:
+                        asked.add(peer_id)
+                        _fetch_announced(fetcher, peer_id, digest, epoch, checker, snapshots)
+            while len(snapshots) > MAX_SNAPSHOTS:
+                snapshots.popitem(last=False)
             pending += _drain(jobs)
             still_pending = []
             for job in pending:
@@ -139,8 +135,46 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
             pending = still_pending
             stop.wait(POLL_INTERVAL)
     finally:
+        fetcher.close()
         optimizer.shutdown()
         dht.shutdown()
+
+
+def _load_swarm_state(averager, follower, spec: VerifierSpec, snapshots: OrderedDict) -> None:
+    """The state of a peer hivemind picks among the furthest on; the checkpoint keeper saves it."""
+    from potluck.node.sketch import state_digest
+
+    # One attempt, bounded (Optimizer.load_state_from_peers retries forever once peers are gone).
+    try:
+        averager.load_state_from_peers(timeout=LOAD_STATE_TIMEOUT)
+    except Exception as e:  # a peer that leaves mid-download sends a truncated state
+        logger.warning("could not load the swarm's state: %s", e)
+        return
+    digest = state_digest(follower)
+    if digest not in snapshots:
+        snapshots[digest] = (averager.local_epoch, {k: v.clone() for k, v in follower.state_dict().items()})
+        _keep_checkpoint(spec, averager.local_epoch, follower)
+
+
+def _fetch_announced(fetcher, peer_id: str, digest: bytes, epoch: int, model, snapshots: OrderedDict) -> None:
+    """The state `peer_id` announced it started `epoch` from, kept if what it serves has that digest."""
+    import torch
+
+    from potluck.node.sketch import state_digest
+
+    params = list(model.parameters())
+    try:
+        tensors = fetcher.parameters(peer_id, len(params), LOAD_STATE_TIMEOUT)
+        with torch.no_grad():
+            for param, tensor in zip(params, tensors, strict=True):
+                param.copy_(tensor)  # a tensor of another shape raises
+    except Exception as e:  # gone, slow, or garbage: its reports will be unverifiable, not failed
+        logger.info("could not fetch the state peer %s announced for epoch %d: %s", peer_id, epoch, e)
+        return
+    if state_digest(model) != digest:  # it moved on meanwhile, or announced what it does not hold
+        logger.info("peer %s serves another state than the one it announced for epoch %d", peer_id, epoch)
+        return
+    snapshots[digest] = (epoch, {k: v.clone() for k, v in model.state_dict().items()})
 
 
 def _keep_checkpoint(spec: VerifierSpec, epoch: int, model) -> None:
@@ -204,20 +238,21 @@ class ProgressBook:
         return None
 
 
-def _announced(dht, key: str, epoch: int) -> set[bytes]:
-    """Digests of the states peers announced they started `epoch` from (self-reported: used only to look)."""
+def _announced(dht, key: str, epoch: int) -> dict[str, bytes]:
+    """PeerID -> digest of the state it announced it started `epoch` from (self-reported: used only to look)."""
     try:
         found = dht.get(key, latest=True)
     except Exception as e:  # the DHT shutting down under us: nothing to look for now
         logger.debug("could not read announced states: %s", e)
-        return set()
+        return {}
     if found is None or not isinstance(found.value, dict):
-        return set()
-    announced = set()
-    for entry in found.value.values():
+        return {}
+    announced = {}
+    for peer_id, entry in found.value.items():
         value = getattr(entry, "value", None)
-        if isinstance(value, list | tuple) and len(value) == 2 and value[0] == epoch and isinstance(value[1], bytes):
-            announced.add(value[1])
+        if (isinstance(peer_id, str) and isinstance(value, list | tuple) and len(value) == 2 and value[0] == epoch
+                and isinstance(value[1], bytes)):
+            announced[peer_id] = value[1]
     return announced
 
 

@@ -36,6 +36,7 @@ from potluck.node.sketch import (
 )
 from potluck.node.tasks import get_task
 from potluck.node.training import TrainingConfig, TrainingWorker
+from potluck.tracker.state_fetch import StateFetcher
 
 CTX = mp.get_context("fork")
 DATA_SEED = b"potluck test swarm seed"
@@ -78,6 +79,7 @@ class SwarmRecord:
     pgids: list[int] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     loner_identity: Path | None = None
+    fetched: dict | None = None  # the fetcher's message: what peers announced, what they sent when asked
 
     def window(self, account_id: str, epoch: int) -> dict | None:
         return next((w for w in self.windows.get(account_id, ()) if w["epoch"] == epoch), None)
@@ -109,7 +111,6 @@ def _run_trainer(index: int, config: dict, out: mp.Queue, go, stop, expected_pee
         return torch.nn.utils.parameters_to_vector(worker.model.parameters()).detach().numpy().tobytes()
 
     def on_ready(worker: TrainingWorker) -> None:
-        announced = worker.dht.get(announced_states_key(config["run_id"]), latest=True)
         out.put(
             dict(
                 kind="ready",
@@ -118,8 +119,6 @@ def _run_trainer(index: int, config: dict, out: mp.Queue, go, stop, expected_pee
                 epoch=worker.local_epoch,
                 params=params_bytes(worker),
                 time=time.monotonic(),
-                # What the peers already training say they started their current windows from.
-                announced={peer: tuple(v.value) for peer, v in announced.value.items()} if announced else {},
             )
         )
         if go is not None and not go.wait(timeout=60):
@@ -148,6 +147,38 @@ def _run_trainer(index: int, config: dict, out: mp.Queue, go, stop, expected_pee
         out.join_thread()
     # Returning ends the child through multiprocessing's own exit path: os._exit after its finalizers
     # (which remove its temporary directory), never pytest's atexit hooks.
+
+
+def _run_fetcher(config: dict, out: mp.Queue, expected_peers: int) -> None:
+    """What the verifier does for a state it lacks: read the states peers announce, then download each
+    peer's parameters by name. Sends what it read and the digest of what each peer sent."""
+    os.setpgid(0, 0)
+    import hivemind
+
+    torch.set_num_threads(1)
+    dht = hivemind.DHT(initial_peers=config["initial_peers"], client_mode=True, start=True)
+    fetcher = StateFetcher(dht, config["run_id"])
+    try:
+        announced = {}
+        deadline = time.monotonic() + 30
+        while len(announced) < expected_peers and time.monotonic() < deadline:
+            found = dht.get(announced_states_key(config["run_id"]), latest=True)
+            announced = {peer: tuple(v.value) for peer, v in found.value.items()} if found else {}
+            time.sleep(0.2)
+        model = get_task(TASK).build_model()
+        params = list(model.parameters())
+        fetched = {}
+        for peer_id in announced:
+            with torch.no_grad():
+                for param, tensor in zip(params, fetcher.parameters(peer_id, len(params), 30.0), strict=True):
+                    param.copy_(tensor)
+            fetched[peer_id] = state_digest(model)
+        out.put(dict(kind="fetched", announced=announced, fetched=fetched))
+    finally:
+        fetcher.close()
+        dht.shutdown()
+        out.close()
+        out.join_thread()
 
 
 def _nudge_tracker_until_it_sees(worker: TrainingWorker, expected_peers: int, timeout: float = 30.0) -> None:
@@ -200,6 +231,8 @@ class _Swarm:
                 self.record.ready[message["account"]] = message
             elif kind == "window":
                 self.record.windows.setdefault(message["account_id"], []).append(message)
+            elif kind == "fetched":
+                self.record.fetched = message
 
     def closed_through(self, account_id: str, epoch: int) -> bool:
         return any(w["epoch"] >= epoch for w in self.record.windows.get(account_id, ()))
@@ -265,11 +298,12 @@ def _run_scenario(swarm: _Swarm, loner_identity: Path) -> None:
     )
     swarm.record.timings["trained_s"] = time.monotonic() - started
 
+    swarm.spawn("fetcher", _run_fetcher, config, swarm.out, NUM_TRAINERS)
     late = account(NUM_TRAINERS)
     swarm.spawn(late, _run_trainer, NUM_TRAINERS, config, swarm.out, None, swarm.stop, 0, None)
     swarm.drain(
         lambda: sum(w["averaged"] for w in swarm.record.windows.get(late, ())) >= LATE_WINDOWS
-        and len(swarm.record.windows.get(loner, ())) >= 3,
+        and len(swarm.record.windows.get(loner, ())) >= 3 and swarm.record.fetched is not None,
         180,
         "the late node to average",
     )
@@ -430,7 +464,7 @@ def test_late_node_loads_the_swarm_state_and_then_averages_with_it(swarm):
 @pytest.mark.timeout(SCENARIO_TIMEOUT)
 def test_peers_announce_the_state_each_window_starts_from(swarm):
     """A verifier that lacks the state a report names learns from these that a peer has it."""
-    announced = swarm.ready[account(NUM_TRAINERS)]["announced"]  # read by the late node as it joined
+    announced = swarm.fetched["announced"]  # read by a client of the DHT while the trainers trained
     accounts = {swarm.ready[a]["peer_id"]: a for a in _trainers()}
     assert set(accounts) <= set(announced), announced
     closed = []  # the announced windows that were closed (and reported) later
@@ -440,6 +474,18 @@ def test_peers_announce_the_state_each_window_starts_from(swarm):
             assert window["start_state_digest"] == digest, (peer_id, epoch)
             closed.append(peer_id)
     assert closed
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT)
+def test_a_named_peers_state_can_be_fetched(swarm):
+    """StateFetcher gets exactly the parameters a given peer started one of its windows from."""
+    fetched, announced = swarm.fetched["fetched"], swarm.fetched["announced"]
+    accounts = {swarm.ready[a]["peer_id"]: a for a in _trainers()}
+    assert set(accounts) <= set(fetched)
+    for peer_id, account_id in accounts.items():
+        # It may have moved on between the announcement and our request: then it sent its next state.
+        starts = {w["start_state_digest"] for w in swarm.windows[account_id]} | {announced[peer_id][1]}
+        assert fetched[peer_id] in starts, peer_id
 
 
 @pytest.mark.timeout(SCENARIO_TIMEOUT)
