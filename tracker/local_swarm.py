@@ -106,7 +106,8 @@ class LocalSwarm:
         self.config_text = config_text or local_swarm_config("local", num_nodes=num_nodes)
         # The nodes share this machine's cores. Each torch thread pool as wide as the machine would
         # oversubscribe them (OpenMP threads spin while they wait), and averaging rounds time out.
-        self.node_threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // num_nodes)))
+        cores = len(os.sched_getaffinity(0))
+        self.node_threads = os.environ.get("OMP_NUM_THREADS", str(max(1, cores // num_nodes)))
         self.potluck = str(Path(sys.executable).parent / "potluck")
         self.swarm: Managed | None = None
         self.nodes: dict[str, Managed] = {}

@@ -15,18 +15,30 @@ from potluck.group_process import GroupProcess
 STUCK_AFTER = 15.0
 
 
+def locks() -> list:
+    return [SharedBytes._lock, MPFuture._initialization_lock, MPFuture._update_lock,
+            _AsyncContextWrapper.EXECUTOR_LOCK]
+
+
 def hold(stop, events) -> None:
-    for lock in (SharedBytes._lock, MPFuture._update_lock, _AsyncContextWrapper.EXECUTOR_LOCK):
+    for lock in locks():
         lock.acquire()
     events.put(("holding", None))
     stop.wait()
 
 
 def use_hivemind(stop, events) -> None:
-    future = MPFuture()
-    future.set_result("done")
-    _AsyncContextWrapper.get_process_wide_executor()
-    events.put(("used", future.result()))
+    free = [lock.acquire(timeout=STUCK_AFTER / 3) for lock in locks()]
+    for lock, taken in zip(locks(), free, strict=True):
+        if taken:
+            lock.release()
+    if all(free):
+        future = MPFuture()  # takes the first two itself
+        future.set_result("done")
+        _AsyncContextWrapper.get_process_wide_executor()
+        events.put(("used", future.result()))
+    else:
+        events.put(("stuck on", free))
 
 
 def main() -> int:
@@ -40,7 +52,8 @@ def main() -> int:
         holder.kill()
     restarted = GroupProcess(use_hivemind, name="restarted").start()
     try:
-        print("ok" if restarted.next_event(STUCK_AFTER) == ("used", "done") else "stuck")
+        event = restarted.next_event(STUCK_AFTER)
+        print("ok" if event == ("used", "done") else f"stuck: {event}")
     finally:
         restarted.kill()
     return 0
