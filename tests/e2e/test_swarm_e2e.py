@@ -29,6 +29,8 @@ EPOCHS = 6
 LATE_EPOCHS = 2
 NODES = ("v1", "v2", "v3")
 LOSS_FALL = 2.0
+LOSS_AGREEMENT = 0.05  # relative gap between two volunteers' mean losses in one epoch, when in step
+MIN_STEPS = 50  # micro-batches in each window compared, so that a mean loss is not noise
 
 pytestmark = pytest.mark.timeout(SCENARIO_TIMEOUT)
 
@@ -156,9 +158,21 @@ def test_killed_worker_is_restarted_and_catches_up_while_others_go_on(scenario):
     assert len(epochs) == EPOCHS and max(epochs) > scenario.killed_at_epoch
     for name in ("v2", "v3"):
         assert max(r.epoch for r in scenario.reports[name]) > scenario.killed_at_epoch
-    after = [r for r in scenario.reports["v1"] if r.epoch > scenario.killed_at_epoch]
-    others = {r.state_digest for name in ("v2", "v3") for r in scenario.reports[name]}
-    assert any(r.state_digest in others for r in after), "the restarted volunteer never matched the swarm's state"
+    assert "loaded state from peers" in log.split("restarting in", 1)[1]
+    # Its parameters match the swarm's within a tolerance, seen through the loss they give: in an epoch
+    # after the restart, its mean loss and another volunteer's (different data, same distribution) agree.
+    # Measured: within 0.1-0.3% for volunteers in step (bit-identical states or not), and 30-130% apart for
+    # one that missed a round (a worker killed mid-round leaves the swarm out of step for an epoch or two).
+    gaps = {}
+    for mine in scenario.reports["v1"]:
+        for name in ("v2", "v3"):
+            for theirs in scenario.reports[name]:
+                if mine.epoch == theirs.epoch > scenario.killed_at_epoch and min(len(mine.losses),
+                                                                               len(theirs.losses)) >= MIN_STEPS:
+                    a, b = statistics.mean(mine.losses), statistics.mean(theirs.losses)
+                    gaps[(mine.epoch, name)] = round(abs(a - b) / b, 4)
+    print(f"\nrestarted volunteer's relative loss gap to the others, by epoch: {gaps}")
+    assert any(gap <= LOSS_AGREEMENT for gap in gaps.values()), gaps
 
 
 def test_late_volunteer_starts_from_the_swarms_state(scenario):
