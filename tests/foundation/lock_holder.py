@@ -28,7 +28,7 @@ def hold(stop, events) -> None:
 
 
 def use_hivemind(stop, events) -> None:
-    free = [lock.acquire(timeout=STUCK_AFTER / 3) for lock in locks()]
+    free = [lock.acquire(timeout=STUCK_AFTER / 5) for lock in locks()]  # all four tried before it gives up
     for lock, taken in zip(locks(), free, strict=True):
         if taken:
             lock.release()
