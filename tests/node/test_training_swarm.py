@@ -298,12 +298,14 @@ def _run_scenario(swarm: _Swarm, loner_identity: Path) -> None:
     )
     swarm.record.timings["trained_s"] = time.monotonic() - started
 
+    # Done before the late node joins: on two shared cores, its start-up slows the trainers' rounds.
     swarm.spawn("fetcher", _run_fetcher, config, swarm.out, NUM_TRAINERS)
+    swarm.drain(lambda: swarm.record.fetched is not None, 90, "the fetcher")
     late = account(NUM_TRAINERS)
     swarm.spawn(late, _run_trainer, NUM_TRAINERS, config, swarm.out, None, swarm.stop, 0, None)
     swarm.drain(
         lambda: sum(w["averaged"] for w in swarm.record.windows.get(late, ())) >= LATE_WINDOWS
-        and len(swarm.record.windows.get(loner, ())) >= 3 and swarm.record.fetched is not None,
+        and len(swarm.record.windows.get(loner, ())) >= 3,
         180,
         "the late node to average",
     )
