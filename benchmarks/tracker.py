@@ -195,18 +195,22 @@ def thread_cpu() -> dict[str, float]:
         except OSError:  # the thread ended meanwhile
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
         kind = "event loop" if task.name == str(os.getpid()) else name.rstrip("0123456789_") or name
-        seconds[kind] += (int(fields[11]) + int(fields[12])) / ticks
+        seconds[kind] += _cpu_seconds(stat, ticks)
     for child in Path(f"/proc/self/task/{os.getpid()}/children").read_text().split():
         try:
             stat = Path(f"/proc/{child}/stat").read_text()
         except OSError:
             continue
         if "potluck.tracker.opening" in Path(f"/proc/{child}/cmdline").read_text():
-            fields = stat[stat.rindex(")") + 2:].split()
-            seconds["opening workers"] += (int(fields[11]) + int(fields[12])) / ticks
+            seconds["opening workers"] += _cpu_seconds(stat, ticks)
     return seconds
+
+
+def _cpu_seconds(stat: str, ticks: int) -> float:
+    """User plus system time in a /proc stat line."""
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def top_functions(profiler: cProfile.Profile, count: int = 15) -> list[str]:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import grpc
 from grpckit import LoopThread
-from swarmkit import make_manifest
+from swarmkit import Volunteer, make_manifest
 
 from potluck.manifest import SignedManifest
+from potluck.proto import tracker_pb2 as pb
 from potluck.proto.tracker_pb2_grpc import LedgerStub, TrackerStub
 from potluck.tracker.app import Tracker, TrackerConfig
 
@@ -36,3 +37,10 @@ class RunningTracker:
         self.channel.close()
         self.loop.call(self.tracker.stop(0.5))
         self.loop.close()
+
+
+def registered(tracker: RunningTracker, tmp_path: Path) -> Volunteer:
+    """A new volunteer whose account-PeerID binding the tracker has taken."""
+    volunteer = Volunteer.create(tmp_path)
+    tracker.stub.Register(pb.RegisterRequest(binding=volunteer.binding(tracker.manifest)), timeout=10)
+    return volunteer

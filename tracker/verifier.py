@@ -99,7 +99,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
                                                 request_timeout=request_timeout),
         averager_opts=dict(request_timeout=request_timeout))
     snapshots: OrderedDict[bytes, tuple[int, dict]] = OrderedDict()
-    snapshots[state_digest(follower)] = (0, {k: v.clone() for k, v in follower.state_dict().items()})
+    snapshots[state_digest(follower)] = (0, _snapshot(follower))
     progress = ProgressBook()
     threading.Thread(target=progress.follow, args=(dht, spec.run_id, stop), daemon=True, name="progress").start()
     pending: list[Job] = []
@@ -152,7 +152,7 @@ def _load_swarm_state(averager, follower, spec: VerifierSpec, snapshots: Ordered
         return
     digest = state_digest(follower)
     if digest not in snapshots:
-        snapshots[digest] = (averager.local_epoch, {k: v.clone() for k, v in follower.state_dict().items()})
+        snapshots[digest] = (averager.local_epoch, _snapshot(follower))
         _keep_checkpoint(spec, averager.local_epoch, follower)
 
 
@@ -174,7 +174,12 @@ def _fetch_announced(fetcher, peer_id: str, digest: bytes, epoch: int, model, sn
     if state_digest(model) != digest:  # it moved on meanwhile, or announced what it does not hold
         logger.info("peer %s serves another state than the one it announced for epoch %d", peer_id, epoch)
         return
-    snapshots[digest] = (epoch, {k: v.clone() for k, v in model.state_dict().items()})
+    snapshots[digest] = (epoch, _snapshot(model))
+
+
+def _snapshot(model) -> dict:
+    """A copy of the model's state that its further training does not touch."""
+    return {k: v.clone() for k, v in model.state_dict().items()}
 
 
 def _keep_checkpoint(spec: VerifierSpec, epoch: int, model) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 from hivemind.p2p import PeerID
-from proctree import descendant_pids
+from proctree import descendant_pids, stat_fields
 
 from potluck.node.sketch import (
     SKETCH_DIM,
@@ -516,11 +516,7 @@ def _live_members(pgid: int) -> list[int]:
     """Non-zombie processes in process group `pgid`, read from /proc/<pid>/stat."""
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state != "Z":
+        fields = stat_fields(stat.parent.name)
+        if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(stat.parent.name))
     return members

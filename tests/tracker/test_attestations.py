@@ -2,7 +2,8 @@
 workers, their bindings by the tracker, and a forged or unreadable one is a strike on the reporter."""
 
 import pytest
-from swarmkit import Volunteer, submit_reports
+from swarmkit import submit_reports
+from trackerkit import registered
 
 from potluck.node.identity import AccountKey
 from potluck.node.reports import attestation
@@ -12,12 +13,6 @@ from potluck.proto.report_pb2 import AveragingRound
 from potluck.tracker.ledger.entries import decode_entry
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def registered(tracker, tmp_path):
-    volunteer = Volunteer.create(tmp_path)
-    tracker.stub.Register(pb.RegisterRequest(binding=volunteer.binding(tracker.manifest)), timeout=10)
-    return volunteer
 
 
 def strikes(tracker, account_id):

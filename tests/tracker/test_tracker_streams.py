@@ -5,11 +5,12 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import pytest
-from swarmkit import Volunteer, submit_reports
+from proctree import stat_fields
+from swarmkit import submit_reports
+from trackerkit import registered
 
 from potluck.proto import tracker_pb2 as pb
 from potluck.tracker.intake import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
@@ -21,12 +22,6 @@ pytestmark = pytest.mark.timeout(60)
 
 def submit(tracker, reports, per_message=64):
     return submit_reports(tracker.stub, reports, per_message=per_message)
-
-
-def registered(tracker, tmp_path):
-    volunteer = Volunteer.create(tmp_path)
-    tracker.stub.Register(pb.RegisterRequest(binding=volunteer.binding(tracker.manifest)), timeout=10)
-    return volunteer
 
 
 @pytest.mark.parametrize("per_message", [1, 7, 64])
@@ -126,7 +121,5 @@ def test_a_killed_report_opening_worker_is_replaced(tracker, tmp_path):
 
 def _dead(pid: int) -> bool:
     """A zombie, or already reaped (the event loop's child watcher may reap it at any moment)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
+    fields = stat_fields(pid)
+    return fields is None or fields[0] == "Z"
