@@ -174,7 +174,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("origin", "epoch", "num_peers", "samples_per_second", "loss", "num_reports", "tree_size")
+    __slots__ = ("origin", "epoch", "num_peers", "samples_per_second", "loss", "num_reports", "tree_size", "spread")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     NUM_PEERS_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +182,7 @@ class StatusResponse(_message.Message):
     LOSS_FIELD_NUMBER: _ClassVar[int]
     NUM_REPORTS_FIELD_NUMBER: _ClassVar[int]
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SPREAD_FIELD_NUMBER: _ClassVar[int]
     origin: str
     epoch: int
     num_peers: int
@@ -189,4 +190,15 @@ class StatusResponse(_message.Message):
     loss: float
     num_reports: int
     tree_size: int
-    def __init__(self, origin: _Optional[str] = ..., epoch: _Optional[int] = ..., num_peers: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., loss: _Optional[float] = ..., num_reports: _Optional[int] = ..., tree_size: _Optional[int] = ...) -> None: ...
+    spread: ParameterSpread
+    def __init__(self, origin: _Optional[str] = ..., epoch: _Optional[int] = ..., num_peers: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., loss: _Optional[float] = ..., num_reports: _Optional[int] = ..., tree_size: _Optional[int] = ..., spread: _Optional[_Union[ParameterSpread, _Mapping]] = ...) -> None: ...
+
+class ParameterSpread(_message.Message):
+    __slots__ = ("epoch", "num_peers", "relative")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    NUM_PEERS_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    num_peers: int
+    relative: float
+    def __init__(self, epoch: _Optional[int] = ..., num_peers: _Optional[int] = ..., relative: _Optional[float] = ...) -> None: ...

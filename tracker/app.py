@@ -75,9 +75,10 @@ class Tracker:
         writer = LedgerWriter(ledger)
         writer.start()
         spec = _verifier_spec(m, config) if config.verify else None
-        verification = Verification(policy=policy, accounts=accounts, writer=writer, spec=spec)
+        stats = SwarmStats()
+        verification = Verification(policy=policy, accounts=accounts, writer=writer, spec=spec, stats=stats)
         submissions = Submissions(manifest=manifest, ledger=ledger, writer=writer, intake=intake,
-                                  verification=verification, stats=SwarmStats(), flops_per_sample=flops_per_sample)
+                                  verification=verification, stats=stats, flops_per_sample=flops_per_sample)
         service = TrackerService(manifest=manifest, ledger=ledger, writer=writer, accounts=accounts,
                                  submissions=submissions, shards=config.shards)
         try:

@@ -39,8 +39,11 @@ def fetch_status(client: LedgerClient, address: str) -> dict:
         except grpc.RpcError as e:
             raise PotluckError(f"tracker {address} unreachable: {e.code().name}: {e.details()}") from None
     rows = balance_rows(client.balances())
+    spread = status.spread
     return {"tracker": address, "origin": status.origin, "epoch": status.epoch, "peers": status.num_peers,
             "samples_per_second": round(status.samples_per_second, 2), "loss": round(status.loss, 4),
+            "parameter_spread": {"epoch": spread.epoch, "volunteers": spread.num_peers,
+                                 "relative": float(f"{spread.relative:.3g}")} if status.HasField("spread") else None,
             "reports": status.num_reports, "ledger_entries": status.tree_size, "accounts": len(rows),
             "credits_vested": str(sum(Decimal(r["vested"]) for r in rows)),
             "credits_escrow": str(sum(Decimal(r["escrow"]) for r in rows))}
@@ -49,6 +52,9 @@ def fetch_status(client: LedgerClient, address: str) -> dict:
 def render_status(status: dict) -> None:
     table = Table(title=f"swarm {status['origin']}", show_header=False)
     for key, value in status.items():
+        if key == "parameter_spread":
+            value = "not measured yet" if value is None else (
+                f"{value['relative']:.2g} of their norm at epoch {value['epoch']} ({value['volunteers']} volunteers)")
         table.add_row(key.replace("_", " "), str(value))
     Console().print(table)
 

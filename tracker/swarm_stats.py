@@ -1,4 +1,5 @@
-"""The swarm's progress as the tracker sees it through accepted reports: epoch, throughput, loss."""
+"""The swarm's progress as the tracker sees it: epoch, throughput and loss from accepted reports, and
+how far apart the volunteers' parameters lie, from the verifier."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class SwarmStats:
         self.num_reports = 0
         self.recent: deque[tuple[float, int]] = deque()  # (arrival time, samples)
         self.losses_by_epoch: dict[int, tuple[float, int]] = {}  # epoch -> (sum of reports' mean losses, reports)
+        self.spread: tuple[int, int, float] | None = None  # (epoch, volunteers compared, relative spread)
 
     def record(self, report: ContributionReport) -> None:
         now = self.clock()
@@ -31,6 +33,10 @@ class SwarmStats:
                 del self.losses_by_epoch[old]
             total, count = self.losses_by_epoch[max(self.losses_by_epoch)]
             self.loss = total / count
+
+    def record_spread(self, epoch: int, num_peers: int, relative: float) -> None:
+        if self.spread is None or epoch >= self.spread[0]:
+            self.spread = (epoch, num_peers, relative)
 
     def samples_per_second(self) -> float:
         now = self.clock()

@@ -116,10 +116,14 @@ class TrackerService(TrackerServicer):
 
     async def GetStatus(self, request, context):
         stats = self.stats
-        return pb.StatusResponse(
+        status = pb.StatusResponse(
             origin=self.manifest.origin, epoch=stats.epoch, num_peers=len(self.accounts.account_of_peer),
             samples_per_second=stats.samples_per_second(), loss=stats.loss or 0.0, num_reports=stats.num_reports,
             tree_size=self.ledger.size)
+        if stats.spread is not None:
+            epoch, num_peers, relative = stats.spread
+            status.spread.CopyFrom(pb.ParameterSpread(epoch=epoch, num_peers=num_peers, relative=relative))
+        return status
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from potluck.tracker.accounts import Accounts
 from potluck.tracker.credit_policy import CreditPolicy
 from potluck.tracker.opening import Attesters
 from potluck.tracker.recompute import SEGMENTS_ON_SUSPICION, pick_segments
+from potluck.tracker.swarm_stats import SwarmStats
 from potluck.tracker.verifier import Job, VerifierSpec, run_verifier
 from potluck.tracker.writer import LedgerWriter
 
@@ -48,11 +49,11 @@ def check_attestations(attesters: Attesters, accounts: Accounts) -> None:
 
 
 class Verification:
-    """Feeds the verifier and turns its verdicts into ledger entries."""
+    """Feeds the verifier and turns its verdicts into ledger entries (and its spreads into `stats`)."""
 
     def __init__(self, *, policy: CreditPolicy, accounts: Accounts, writer: LedgerWriter,
-                 spec: VerifierSpec | None):
-        self.policy, self.accounts, self.writer, self.spec = policy, accounts, writer, spec
+                 spec: VerifierSpec | None, stats: SwarmStats):
+        self.policy, self.accounts, self.writer, self.spec, self.stats = policy, accounts, writer, spec, stats
         self.process: GroupProcess | None = None
         self.jobs = None
         self.reader: threading.Thread | None = None
@@ -115,6 +116,11 @@ class Verification:
             event = self.process.next_event(0.5)
             if event is not None and event[0] == "verdict":
                 asyncio.run_coroutine_threadsafe(self._on_verdict(event[1]), self.loop)
+            elif event is not None and event[0] == "spread":
+                epoch, num_peers, relative = event[1]
+                logger.info("epoch %d: the %d volunteers' parameters lie within %.2g of their mean",
+                            epoch, num_peers, relative)
+                self.loop.call_soon_threadsafe(self.stats.record_spread, epoch, num_peers, relative)
 
     async def _on_verdict(self, verdict: dict) -> None:
         self.verdicts.append(verdict)

@@ -3,7 +3,8 @@
 It runs in a `GroupProcess` of its own (hivemind objects in its main thread). It joins the DHT as
 a client, keeps the model states of recent epochs (downloaded from peers, keyed by digest; peers
 announce the digest they start each window from, so the states of peers out of step are fetched
-too), watches every peer's hivemind progress record, and answers check jobs from the tracker:
+too), tells the tracker how far apart the announced states of each epoch lie, watches every peer's
+hivemind progress record, and answers check jobs from the tracker:
 
 * stage (b), every report: the peer's own progress record for that epoch should support the
   samples claimed. The DHT is polled, so a record can be missed: a disagreement is suspicion, not
@@ -106,6 +107,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     fetcher = StateFetcher(dht, spec.run_id)
     announcements = announced_states_key(spec.run_id)
     epoch, asked, next_look = 0, set(), 0.0  # asked: peers whose announced state we requested this epoch
+    compared = None  # the (epoch, announced digests) whose spread was last sent
     events.put(("ready", None))
     try:
         while not stop.is_set():
@@ -118,10 +120,16 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
             if time.monotonic() >= next_look:
                 # Peers that missed part of a round start from states of their own: ask each for its own.
                 next_look = time.monotonic() + ANNOUNCEMENT_POLL_INTERVAL
-                for peer_id, digest in _announced(dht, announcements, epoch).items():
+                announced = _announced(dht, announcements, epoch)
+                for peer_id, digest in announced.items():
                     if digest not in snapshots and peer_id not in asked:
                         asked.add(peer_id)
                         _fetch_announced(fetcher, peer_id, digest, epoch, checker, snapshots)
+                digests = sorted(announced.values())
+                if len(digests) >= 2 and (epoch, digests) != compared and all(d in snapshots for d in digests):
+                    compared = (epoch, digests)
+                    relative = relative_spread([snapshots[d][1] for d in digests])
+                    events.put(("spread", (epoch, len(digests), relative)))
             while len(snapshots) > MAX_SNAPSHOTS:
                 snapshots.popitem(last=False)
             pending += _drain(jobs)
@@ -175,6 +183,17 @@ def _fetch_announced(fetcher, peer_id: str, digest: bytes, epoch: int, model, sn
         logger.info("peer %s serves another state than the one it announced for epoch %d", peer_id, epoch)
         return
     snapshots[digest] = (epoch, _snapshot(model))
+
+
+def relative_spread(states: list[dict]) -> float:
+    """The largest L2 distance of one state from the states' mean, relative to the mean's norm."""
+    import torch
+
+    if all(state is states[0] for state in states):
+        return 0.0
+    flat = torch.stack([torch.cat([t.detach().flatten().double() for t in state.values()]) for state in states])
+    mean = flat.mean(dim=0)
+    return float((flat - mean).norm(dim=1).max() / mean.norm().clamp_min(1e-30))
 
 
 def _snapshot(model) -> dict:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import statistics
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import pytest
 from proctree import descendant_pids
 
@@ -31,6 +33,10 @@ NODES = ("v1", "v2", "v3")
 LOSS_FALL = 2.0
 LOSS_AGREEMENT = 0.05  # relative gap between two volunteers' mean losses in one epoch, when in step
 MIN_STEPS = 50  # micro-batches in each window compared, so that a mean loss is not noise
+# Relative spread of the volunteers' starting parameters (see ParameterSpread in tracker.proto) below which
+# they agree: after a shared round they are bit-identical or a float rounding apart (measured 1e-9 to 2e-8);
+# one that missed a round is an optimizer step away (one Adam step at lr 0.01 moves the model by 7%).
+PARAMETER_TOLERANCE = 1e-5
 
 pytestmark = pytest.mark.timeout(SCENARIO_TIMEOUT)
 
@@ -47,6 +53,7 @@ class Scenario:
     balances: dict = field(default_factory=dict)
     audit: object = None
     log_key: str = ""
+    spreads: dict[int, tuple[int, float]] = field(default_factory=dict)  # epoch -> (volunteers, relative spread)
     leftovers: list[int] = field(default_factory=list)
 
 
@@ -61,8 +68,11 @@ def wait_until(condition, timeout: float, what: str) -> None:
 def scenario(tmp_path_factory) -> Scenario:
     workdir = tmp_path_factory.mktemp("e2e")
     swarm = LocalSwarm(workdir, num_nodes=len(NODES))
+    spreads, watching = {}, threading.Event()
+    watcher = threading.Thread(target=_watch_spread, args=(swarm, spreads, watching), daemon=True)
     try:
         info = swarm.start()
+        watcher.start()
         for name in NODES:
             swarm.start_node(name, max_epochs=EPOCHS)
             time.sleep(1.0)
@@ -75,6 +85,8 @@ def scenario(tmp_path_factory) -> Scenario:
         late_joined_at_epoch = swarm.status().epoch
         swarm.start_node("late", max_epochs=LATE_EPOCHS)
         codes = swarm.wait_nodes(600)
+        watching.set()
+        watcher.join()
         with LedgerClient(info["tracker"]) as client:
             previous = None
             for _ in range(12):  # let the verifier decide the last checks and the policy vest
@@ -89,15 +101,27 @@ def scenario(tmp_path_factory) -> Scenario:
                               home=workdir / "auditor", timeout=300)
         accounts = {name: load_account_key(workdir / name / "account.key").account_id for name in swarm.nodes}
         result = Scenario(workdir, codes, killed_at_epoch, late_joined_at_epoch, accounts, entries=entries,
-                          balances=balances, audit=audit, log_key=info["log_key"])
+                          balances=balances, audit=audit, log_key=info["log_key"], spreads=spreads)
         for name in swarm.nodes:
             outbox = Outbox(workdir / name / "node" / "outbox.sqlite")
             result.reports[name] = [_report(r.envelope) for r in outbox.reports()]
             outbox.close()
     finally:
+        watching.set()
         swarm.stop()
     result.leftovers = descendant_pids(os.getpid())
     return result
+
+
+def _watch_spread(swarm: LocalSwarm, spreads: dict, done: threading.Event) -> None:
+    """Record the parameter spread the tracker reports for each epoch (the latest, most complete, wins)."""
+    while not done.wait(1.0):
+        try:
+            spread = swarm.status().spread
+        except grpc.RpcError:
+            continue
+        if spread.num_peers:
+            spreads[spread.epoch] = (spread.num_peers, spread.relative)
 
 
 def _report(envelope: bytes) -> ContributionReport:
@@ -126,19 +150,14 @@ def test_averaging_rounds_succeed_and_groupmates_attest(scenario):
 
 
 def test_parameters_agree_across_volunteers(scenario):
-    digests = defaultdict(set)  # epoch -> digests of the state the volunteers started it from
-    counts = defaultdict(int)
-    for name in NODES:
-        for report in scenario.reports[name]:
-            digests[report.epoch].add(report.state_digest)
-            counts[report.epoch] += 1
-    # Volunteers train on different data, so only averaging can give two of them bit-identical
-    # parameters after the first epoch. (Rounds that time out on two shared cores leave some epochs
-    # with more than one state; that is hivemind's fault tolerance at work, not a failure.)
-    shared = [epoch for epoch in digests if epoch > 0 and len(digests[epoch]) < counts[epoch]]
-    print(f"\nepochs where volunteers started from shared parameters: {sorted(shared)} of "
-          f"{sorted(e for e in digests if e > 0)}")
-    assert shared, {e: (counts[e], len(d)) for e, d in sorted(digests.items())}
+    # The tracker's verifier fetches the state each volunteer announces it starts an epoch from and reports
+    # how far apart they lie. (Volunteers train on different data: only averaging brings them together.
+    # Rounds that time out on two shared cores leave some epochs apart; that is hivemind's fault tolerance
+    # at work, not a failure.)
+    spreads = {epoch: value for epoch, value in sorted(scenario.spreads.items()) if epoch > 0}
+    agreeing = [epoch for epoch, (_, relative) in spreads.items() if relative <= PARAMETER_TOLERANCE]
+    print(f"\nparameter spread by epoch (volunteers, relative): {spreads}; within {PARAMETER_TOLERANCE}: {agreeing}")
+    assert agreeing, spreads
 
 
 def test_loss_falls(scenario):

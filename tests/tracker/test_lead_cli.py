@@ -52,6 +52,9 @@ def test_tracker_serve_answers_reports_and_stops_cleanly(tmp_path):
         status = cli("swarm", "status", "--tracker", address, "--json")
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["reports"] == 1
+        assert json.loads(status.stdout)["parameter_spread"] is None  # no volunteer has announced a state
+        table = cli("swarm", "status", "--tracker", address)
+        assert table.returncode == 0 and "parameter spread" in table.stdout and "not measured yet" in table.stdout
         credits = cli("credits", "show", "--tracker", address, "--json")
         [row] = json.loads(credits.stdout)
         assert row["account_id"] == volunteer.account.account_id and float(row["escrow"]) > 0
