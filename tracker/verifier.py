@@ -39,7 +39,7 @@ MAX_SNAPSHOTS = 16
 POLL_INTERVAL = 0.5
 MAX_JOB_WAIT = 120.0  # seconds a job may wait for the state it needs
 LOAD_STATE_TIMEOUT = 15.0
-ANNOUNCEMENT_POLL_INTERVAL = 2.0  # seconds between reads of the states peers announce
+ANNOUNCEMENT_POLL_INTERVAL = 0.5  # seconds between reads of the states peers announce (a window may last 1 s)
 # Stage (b): claims beyond this multiple of the peer's own record are recomputed on every drawn segment
 # (an honest peer's record lags its last steps, so it may be suspected, and then passes). A tripled
 # window of one micro-batch is 3x its record.
@@ -106,7 +106,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     pending: list[Job] = []
     fetcher = StateFetcher(dht, spec.run_id)
     announcements = announced_states_key(spec.run_id)
-    epoch, asked, next_look = 0, set(), 0.0  # asked: peers whose announced state we requested this epoch
+    epoch, asked, next_look = 0, set(), 0.0  # asked: the (peer, digest) announcements requested this epoch
     compared = None  # the (epoch, announced digests) whose spread was last sent
     events.put(("ready", None))
     try:
@@ -120,12 +120,13 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
             if time.monotonic() >= next_look:
                 # Peers that missed part of a round start from states of their own: ask each for its own.
                 next_look = time.monotonic() + ANNOUNCEMENT_POLL_INTERVAL
-                announced = _announced(dht, announcements, epoch)
-                for peer_id, digest in announced.items():
-                    if digest not in snapshots and peer_id not in asked:
-                        asked.add(peer_id)
-                        _fetch_announced(fetcher, peer_id, digest, epoch, checker, snapshots)
-                digests = sorted(announced.values())
+                announced = _announced(dht, announcements)
+                # A peer a round behind our view of the swarm (ours may lag too) is still worth asking.
+                for peer_id, (peer_epoch, digest) in announced.items():
+                    if peer_epoch >= epoch - 1 and digest not in snapshots and (peer_id, digest) not in asked:
+                        asked.add((peer_id, digest))
+                        _fetch_announced(fetcher, peer_id, digest, peer_epoch, checker, snapshots)
+                digests = sorted(digest for peer_epoch, digest in announced.values() if peer_epoch == epoch)
                 if len(digests) >= 2 and (epoch, digests) != compared and all(d in snapshots for d in digests):
                     compared = (epoch, digests)
                     relative = relative_spread([snapshots[d][1] for d in digests])
@@ -183,6 +184,7 @@ def _fetch_announced(fetcher, peer_id: str, digest: bytes, epoch: int, model, sn
         logger.info("peer %s serves another state than the one it announced for epoch %d", peer_id, epoch)
         return
     snapshots[digest] = (epoch, _snapshot(model))
+    logger.debug("fetched the state peer %s announced for epoch %d", peer_id, epoch)
 
 
 def relative_spread(states: list[dict]) -> float:
@@ -262,8 +264,9 @@ class ProgressBook:
         return None
 
 
-def _announced(dht, key: str, epoch: int) -> dict[str, bytes]:
-    """PeerID -> digest of the state it announced it started `epoch` from (self-reported: used only to look)."""
+def _announced(dht, key: str) -> dict[str, tuple[int, bytes]]:
+    """PeerID -> (epoch, digest of the state it announced it started that epoch from); self-reported, used
+    only to look."""
     try:
         found = dht.get(key, latest=True)
     except Exception as e:  # the DHT shutting down under us: nothing to look for now
@@ -274,9 +277,9 @@ def _announced(dht, key: str, epoch: int) -> dict[str, bytes]:
     announced = {}
     for peer_id, entry in found.value.items():
         value = getattr(entry, "value", None)
-        if (isinstance(peer_id, str) and isinstance(value, list | tuple) and len(value) == 2 and value[0] == epoch
-                and isinstance(value[1], bytes)):
-            announced[peer_id] = value[1]
+        if (isinstance(peer_id, str) and isinstance(value, list | tuple) and len(value) == 2
+                and isinstance(value[0], int) and isinstance(value[1], bytes)):
+            announced[peer_id] = (value[0], value[1])
     return announced
 
 
