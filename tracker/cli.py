@@ -112,7 +112,8 @@ def swarm_start(
     dht_port: int = typer.Option(31337, "--dht-port", help="TCP port of the bootstrap DHT peer."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the manifest's dataset shards are."),
     identity: Path | None = typer.Option(None, "--identity", help="Lead's key (default: $POTLUCK_HOME/account.key)."),
-    checkpoint_every: int = typer.Option(5, "--checkpoint-every", help="Save the swarm's model every N epochs."),
+    checkpoint_every: int = typer.Option(
+        5, "--checkpoint-every", help="Save the swarm's model every N epochs (the first state at or past each)."),
 ) -> None:
     """Start a swarm: bootstrap DHT peer, tracker, verifier and credit ledger. Ctrl-C stops it."""
     from potluck.logs import setup_logging

@@ -17,7 +17,6 @@ hivemind progress record, and answers check jobs from the tracker:
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import queue
 import threading
@@ -26,10 +25,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from potluck.atomic_file import write_file_atomically
 from potluck.errors import VerificationError
 from potluck.proto.report_pb2 import ContributionReport
 from potluck.proto.signing import PURPOSE_REPORT, open_envelope
+from potluck.tracker.checkpoint_keeper import CheckpointKeeper
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +98,8 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
         grad_averager_factory=functools.partial(AttestingGradientAverager, payload_for_round=lambda: (0, b""),
                                                 request_timeout=request_timeout),
         averager_opts=dict(request_timeout=request_timeout))
+    keeper = CheckpointKeeper(Path(spec.checkpoint_dir) if spec.checkpoint_dir else None, spec.checkpoint_every,
+                              spec.task_name, spec.task_params)
     snapshots: OrderedDict[bytes, tuple[int, dict]] = OrderedDict()
     snapshots[state_digest(follower)] = (0, _snapshot(follower))
     progress = ProgressBook()
@@ -116,7 +117,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
             if global_epoch > epoch:
                 epoch, asked = global_epoch, set()
                 if epoch > averager.local_epoch:  # once an epoch: the swarm's peers have better things to do
-                    _load_swarm_state(averager, follower, spec, snapshots)
+                    _load_swarm_state(averager, follower, snapshots, keeper)
             if time.monotonic() >= next_look:
                 # Peers that missed part of a round start from states of their own: ask each for its own.
                 next_look = time.monotonic() + ANNOUNCEMENT_POLL_INTERVAL
@@ -149,8 +150,8 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
         dht.shutdown()
 
 
-def _load_swarm_state(averager, follower, spec: VerifierSpec, snapshots: OrderedDict) -> None:
-    """The state of a peer hivemind picks among the furthest on; the checkpoint keeper saves it."""
+def _load_swarm_state(averager, follower, snapshots: OrderedDict, keeper: CheckpointKeeper) -> None:
+    """The state of a peer hivemind picks among the furthest on; offered to the checkpoint keeper."""
     from potluck.node.sketch import state_digest
 
     # One attempt, bounded (Optimizer.load_state_from_peers retries forever once peers are gone).
@@ -162,7 +163,7 @@ def _load_swarm_state(averager, follower, spec: VerifierSpec, snapshots: Ordered
     digest = state_digest(follower)
     if digest not in snapshots:
         snapshots[digest] = (averager.local_epoch, _snapshot(follower))
-        _keep_checkpoint(spec, averager.local_epoch, follower)
+    keeper.offer(averager.local_epoch, follower)
 
 
 def _fetch_announced(fetcher, peer_id: str, digest: bytes, epoch: int, model, snapshots: OrderedDict) -> None:
@@ -201,21 +202,6 @@ def relative_spread(states: list[dict]) -> float:
 def _snapshot(model) -> dict:
     """A copy of the model's state that its further training does not touch."""
     return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def _keep_checkpoint(spec: VerifierSpec, epoch: int, model) -> None:
-    """Save the swarm's model every `checkpoint_every` epochs (atomically: a reader never sees half a file)."""
-    import torch
-
-    if spec.checkpoint_dir is None or epoch % spec.checkpoint_every:
-        return
-    directory = Path(spec.checkpoint_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save({"epoch": epoch, "task": spec.task_name, "params": spec.task_params, "model": model.state_dict()},
-               buffer)
-    write_file_atomically(directory / f"model-epoch-{epoch:06d}.pt", buffer.getvalue())
-    logger.info("saved the swarm's model at epoch %d to %s", epoch, directory)
 
 
 class ProgressBook:

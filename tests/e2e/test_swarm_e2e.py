@@ -236,4 +236,4 @@ def test_the_checkpoint_keeper_saves_the_swarms_model(scenario):
     checkpoint = torch.load(saved[-1], weights_only=True)
     model = get_task(checkpoint["task"], checkpoint["params"]).build_model()
     model.load_state_dict(checkpoint["model"])  # a usable model, not just a file
-    assert checkpoint["epoch"] % 5 == 0
+    assert checkpoint["epoch"] >= 5  # the first state the keeper was offered at or past epoch 5
