@@ -118,8 +118,8 @@ class Verification:
                 asyncio.run_coroutine_threadsafe(self._on_verdict(event[1]), self.loop)
             elif event is not None and event[0] == "spread":
                 epoch, num_peers, relative = event[1]
-                logger.info("epoch %d: the %d volunteers' parameters lie within %.2g of their mean",
-                            epoch, num_peers, relative)
+                logger.info("epoch %d: the %d volunteers' parameters lie within %.2g of their mean (relative to "
+                            "its norm)", epoch, num_peers, relative)
                 self.loop.call_soon_threadsafe(self.stats.record_spread, epoch, num_peers, relative)
 
     async def _on_verdict(self, verdict: dict) -> None:

@@ -21,7 +21,7 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 MAX_SNAPSHOTS = 16
 POLL_INTERVAL = 0.5
 MAX_JOB_WAIT = 120.0  # seconds a job may wait for the state it needs
+MAX_FETCHES_PER_PEER = 2  # announced states fetched from one peer per epoch (a download may re-announce)
 LOAD_STATE_TIMEOUT = 15.0
 ANNOUNCEMENT_POLL_INTERVAL = 0.5  # seconds between reads of the states peers announce (a window may last 1 s)
 # Stage (b): claims beyond this multiple of the peer's own record are recomputed on every drawn segment
@@ -107,7 +108,8 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     pending: list[Job] = []
     fetcher = StateFetcher(dht, spec.run_id)
     announcements = announced_states_key(spec.run_id)
-    epoch, asked, next_look = 0, set(), 0.0  # asked: the (peer, digest) announcements requested this epoch
+    epoch, asked, next_look = 0, Counter(), 0.0  # asked: peer -> announced states requested this epoch
+    parameter_names = [name for name, _ in follower.named_parameters()]
     compared = None  # the (epoch, announced digests) whose spread was last sent
     events.put(("ready", None))
     try:
@@ -115,22 +117,25 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
             averager = optimizer.state_averager
             global_epoch = optimizer.tracker.global_progress.epoch
             if global_epoch > epoch:
-                epoch, asked = global_epoch, set()
+                epoch, asked = global_epoch, Counter()
                 if epoch > averager.local_epoch:  # once an epoch: the swarm's peers have better things to do
                     _load_swarm_state(averager, follower, snapshots, keeper)
             if time.monotonic() >= next_look:
                 # Peers that missed part of a round start from states of their own: ask each for its own.
                 next_look = time.monotonic() + ANNOUNCEMENT_POLL_INTERVAL
                 announced = _announced(dht, announcements)
-                # A peer a round behind our view of the swarm (ours may lag too) is still worth asking.
+                # A peer a round behind our view of the swarm is still worth asking (its report will come).
                 for peer_id, (peer_epoch, digest) in announced.items():
-                    if peer_epoch >= epoch - 1 and digest not in snapshots and (peer_id, digest) not in asked:
-                        asked.add((peer_id, digest))
+                    if (epoch - 1 <= peer_epoch <= epoch and digest not in snapshots
+                            and asked[peer_id] < MAX_FETCHES_PER_PEER):
+                        asked[peer_id] += 1
                         _fetch_announced(fetcher, peer_id, digest, peer_epoch, checker, snapshots)
+                # Measured only once every state announced for the epoch is held, all of them alike.
                 digests = sorted(digest for peer_epoch, digest in announced.values() if peer_epoch == epoch)
                 if len(digests) >= 2 and (epoch, digests) != compared and all(d in snapshots for d in digests):
                     compared = (epoch, digests)
-                    relative = relative_spread([snapshots[d][1] for d in digests])
+                    relative = 0.0 if len(set(digests)) == 1 else relative_spread(
+                        [[snapshots[d][1][name] for name in parameter_names] for d in digests])
                     events.put(("spread", (epoch, len(digests), relative)))
             while len(snapshots) > MAX_SNAPSHOTS:
                 snapshots.popitem(last=False)
@@ -177,7 +182,9 @@ def _fetch_announced(fetcher, peer_id: str, digest: bytes, epoch: int, model, sn
         tensors = fetcher.parameters(peer_id, len(params), LOAD_STATE_TIMEOUT)
         with torch.no_grad():
             for param, tensor in zip(params, tensors, strict=True):
-                param.copy_(tensor)  # a tensor of another shape raises
+                if tensor.shape != param.shape:
+                    raise ValueError(f"a tensor of shape {tuple(tensor.shape)} for a parameter of {tuple(param.shape)}")
+                param.copy_(tensor)
     except Exception as e:  # gone, slow, or garbage: its reports will be unverifiable, not failed
         logger.info("could not fetch the state peer %s announced for epoch %d: %s", peer_id, epoch, e)
         return
@@ -188,15 +195,22 @@ def _fetch_announced(fetcher, peer_id: str, digest: bytes, epoch: int, model, sn
     logger.debug("fetched the state peer %s announced for epoch %d", peer_id, epoch)
 
 
-def relative_spread(states: list[dict]) -> float:
-    """The largest L2 distance of one state from the states' mean, relative to the mean's norm."""
+def relative_spread(states: list[list]) -> float:
+    """The largest L2 distance of one state (a list of tensors) from the states' mean, relative to the
+    mean's norm; one tensor at a time, so that it takes memory for one tensor of each state, not a model."""
     import torch
 
-    if all(state is states[0] for state in states):
-        return 0.0
-    flat = torch.stack([torch.cat([t.detach().flatten().double() for t in state.values()]) for state in states])
-    mean = flat.mean(dim=0)
-    return float((flat - mean).norm(dim=1).max() / mean.norm().clamp_min(1e-30))
+    squared = torch.zeros(len(states), dtype=torch.float64)  # each state's squared distance from the mean
+    mean_squared = torch.zeros((), dtype=torch.float64)
+    for tensors in zip(*states, strict=True):
+        if all(t is tensors[0] for t in tensors):  # states that share this tensor (the same snapshot)
+            mean_squared += tensors[0].detach().double().square().sum()
+            continue
+        stacked = torch.stack([t.detach().double() for t in tensors])
+        mean = stacked.mean(dim=0)
+        squared += (stacked - mean).square().flatten(1).sum(dim=1)
+        mean_squared += mean.square().sum()
+    return float(squared.max().sqrt() / mean_squared.sqrt().clamp_min(1e-30))
 
 
 def _snapshot(model) -> dict:
