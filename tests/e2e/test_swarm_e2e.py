@@ -27,7 +27,7 @@ from potluck.tracker.ledger.entries import decode_entry
 from potluck.tracker.local_swarm import LocalSwarm
 
 SCENARIO_TIMEOUT = 900
-EPOCHS = 6
+EPOCHS = 8  # per volunteer: enough epochs after the kill for all three to be in step in one
 LATE_EPOCHS = 2
 NODES = ("v1", "v2", "v3")
 LOSS_FALL = 2.0
