@@ -34,7 +34,7 @@ LOSS_FALL = 2.0
 LOSS_AGREEMENT = 0.05  # relative gap between two volunteers' mean losses in one epoch, when in step
 MIN_STEPS = 50  # micro-batches in each window compared, so that a mean loss is not noise
 # Relative spread of the volunteers' starting parameters (see ParameterSpread in tracker.proto) below which
-# they agree: after a shared round they are bit-identical or a float rounding apart (measured 1e-12 to 2e-8);
+# they agree: after a shared round they are bit-identical or a float rounding apart (measured 1e-13 to 2e-8);
 # one that missed a round is an optimizer step away (one Adam step at lr 0.01 moves the model by 7%).
 PARAMETER_TOLERANCE = 1e-5
 
