@@ -35,11 +35,10 @@ logger = logging.getLogger(__name__)
 # Model states kept (each a full copy of the model): the recent epochs' states, several an epoch when
 # peers are out of step; a late report (from a node that was cut off) still finds its state.
 MAX_SNAPSHOTS = 16
-POLL_INTERVAL = 0.5
+POLL_INTERVAL = 0.5  # seconds between turns of the loop, each of which reads the states peers announce
 MAX_JOB_WAIT = 120.0  # seconds a job may wait for the state it needs
 MAX_FETCHES_PER_PEER = 2  # announced states fetched from one peer per epoch (a download may re-announce)
 LOAD_STATE_TIMEOUT = 15.0
-ANNOUNCEMENT_POLL_INTERVAL = 0.5  # seconds between reads of the states peers announce (a window may last 1 s)
 # Stage (b): claims beyond this multiple of the peer's own record are recomputed on every drawn segment
 # (an honest peer's record lags its last steps, so it may be suspected, and then passes). A tripled
 # window of one micro-batch is 3x its record.
@@ -108,7 +107,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     pending: list[Job] = []
     fetcher = StateFetcher(dht, spec.run_id)
     announcements = announced_states_key(spec.run_id)
-    epoch, asked, next_look = 0, Counter(), 0.0  # asked: peer -> announced states requested this epoch
+    epoch, asked = 0, Counter()  # asked: peer -> announced states requested this epoch
     parameter_names = [name for name, _ in follower.named_parameters()]
     compared = None  # the (epoch, announced digests) whose spread was last sent
     events.put(("ready", None))
@@ -120,23 +119,21 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
                 epoch, asked = global_epoch, Counter()
                 if epoch > averager.local_epoch:  # once an epoch: the swarm's peers have better things to do
                     _load_swarm_state(averager, follower, snapshots, keeper)
-            if time.monotonic() >= next_look:
-                # Peers that missed part of a round start from states of their own: ask each for its own.
-                next_look = time.monotonic() + ANNOUNCEMENT_POLL_INTERVAL
-                announced = _announced(dht, announcements)
-                # A peer a round behind our view of the swarm is still worth asking (its report will come).
-                for peer_id, (peer_epoch, digest) in announced.items():
-                    if (epoch - 1 <= peer_epoch <= epoch and digest not in snapshots
-                            and asked[peer_id] < MAX_FETCHES_PER_PEER):
-                        asked[peer_id] += 1
-                        _fetch_announced(fetcher, peer_id, digest, peer_epoch, checker, snapshots)
-                # Measured only once every state announced for the epoch is held, all of them alike.
-                digests = sorted(digest for peer_epoch, digest in announced.values() if peer_epoch == epoch)
-                if len(digests) >= 2 and (epoch, digests) != compared and all(d in snapshots for d in digests):
-                    compared = (epoch, digests)
-                    relative = 0.0 if len(set(digests)) == 1 else relative_spread(
-                        [[snapshots[d][1][name] for name in parameter_names] for d in digests])
-                    events.put(("spread", (epoch, len(digests), relative)))
+            # Peers that missed part of a round start from states of their own: ask each for its own (a
+            # window may last a second, so every turn). A peer a round behind our view is worth asking too.
+            announced = _announced(dht, announcements)
+            for peer_id, (peer_epoch, digest) in announced.items():
+                if (epoch - 1 <= peer_epoch <= epoch and digest not in snapshots
+                        and asked[peer_id] < MAX_FETCHES_PER_PEER):
+                    asked[peer_id] += 1
+                    _fetch_announced(fetcher, peer_id, digest, peer_epoch, checker, snapshots)
+            # Measured only once every state announced for the epoch is held, all of them alike.
+            digests = sorted(digest for peer_epoch, digest in announced.values() if peer_epoch == epoch)
+            if len(digests) >= 2 and (epoch, digests) != compared and all(d in snapshots for d in digests):
+                compared = (epoch, digests)
+                relative = 0.0 if len(set(digests)) == 1 else relative_spread(
+                    [[snapshots[d][1][name] for name in parameter_names] for d in digests])
+                events.put(("spread", (epoch, len(digests), relative)))
             while len(snapshots) > MAX_SNAPSHOTS:
                 snapshots.popitem(last=False)
             pending += _drain(jobs)
