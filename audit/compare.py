@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from potluck.errors import ConfigError, VerificationError
-from potluck.tracker.ledger.checkpoint import Checkpoint, verify_checkpoint
-from potluck.tracker.ledger.merkle import MerkleTree, leaf_hash
+from potluck.tlog.checkpoint import Checkpoint, verify_checkpoint
+from potluck.tlog.merkle import MerkleTree, leaf_hash
 
 from .history import describe_divergence
 from .state import ENTRIES_FILE, StateError, read_entry_chunks

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from potluck.errors import ConfigError, VerificationError
-from potluck.tracker.ledger.checkpoint import Checkpoint
-from potluck.tracker.ledger.merkle import MerkleTree, leaf_hash
-from potluck.tracker.ledger.note import split_note
+from potluck.tlog.checkpoint import Checkpoint
+from potluck.tlog.merkle import MerkleTree, leaf_hash
+from potluck.tlog.note import split_note
+from potluck.tracker_client import TrackerClient
 
-from .client import LedgerClient
-from .state import CHECKPOINT_FILE, ENTRIES_FILE, encode_entry_lines, write_file_atomically
+from .state import CHECKPOINT_FILE, ENTRIES_FILE, encode_entry_lines, write_state_file
 
 __all__ = ["ExportResult", "export_log"]
 
@@ -24,7 +24,7 @@ class ExportResult:
     root_hash: bytes
 
 
-def export_log(client: LedgerClient, out: Path, *, force: bool = False, progress=None) -> ExportResult:
+def export_log(client: TrackerClient, out: Path, *, force: bool = False, progress=None) -> ExportResult:
     """Write `out/checkpoint` (the note as served) and `out/entries` (one base64 line per entry, in order).
 
     The entries must hash to the checkpoint's root, or nothing is written; the checkpoint's signature is
@@ -57,5 +57,5 @@ def export_log(client: LedgerClient, out: Path, *, force: bool = False, progress
         raise ConfigError(f"{out}: cannot write ({exc.strerror or exc})") from None
     finally:
         tmp.unlink(missing_ok=True)
-    write_file_atomically(checkpoint_path, note.encode("utf-8"))
+    write_state_file(checkpoint_path, note.encode("utf-8"))
     return ExportResult(checkpoint_path, entries_path, checkpoint.size, checkpoint.root_hash)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from potluck.errors import ConfigError, VerificationError
-from potluck.tracker.ledger.note import parse_verifier_key
+from potluck.tlog.note import parse_verifier_key
 
 __all__ = ["read_log_key"]
 

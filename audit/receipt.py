@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from potluck.errors import ConfigError, VerificationError
-from potluck.tracker.ledger.note import parse_verifier_key
-from potluck.tracker.ledger.receipt import parse_receipt, verify_receipt
+from potluck.tlog.note import parse_verifier_key
+from potluck.tlog.receipt import parse_receipt, verify_receipt
 
 from .replay import check_entries
 

@@ -21,11 +21,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from google.protobuf.message import DecodeError
 
+from potluck.entries import Balances, decode_entry, dedup_key
 from potluck.errors import VerificationError
 from potluck.proto.ledger_pb2 import BindingRecord, CreditGrant, LedgerEntry
 from potluck.proto.report_pb2 import ContributionReport
-from potluck.proto.signing import PURPOSE_REPORT, open_envelope
-from potluck.tracker.ledger.entries import Balances, decode_entry, dedup_key
+from potluck.signing import PURPOSE_REPORT, open_envelope
 
 from .problems import Problem
 
@@ -78,7 +78,7 @@ def _check_grant(origin: str, index: int, grant: CreditGrant, problems: list[str
 
 def _check_binding(origin: str, index: int, record: BindingRecord, problems: list[str]) -> None:
     # Imported here: it needs hivemind's protobufs, which take seconds to import and most chunks never need.
-    from potluck.node.binding import verify_binding
+    from potluck.binding import verify_binding
 
     try:
         binding = verify_binding(record.binding, origin)

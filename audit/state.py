@@ -16,15 +16,15 @@ import binascii
 import fcntl
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from potluck.atomic_file import write_file_atomically
 from potluck.errors import ConfigError, VerificationError
 from potluck.home import potluck_home
-from potluck.tracker.ledger.checkpoint import Checkpoint, verify_checkpoint
-from potluck.tracker.ledger.merkle import MerkleTree, leaf_hash
+from potluck.tlog.checkpoint import Checkpoint, verify_checkpoint
+from potluck.tlog.merkle import MerkleTree, leaf_hash
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -34,7 +34,7 @@ __all__ = [
     "default_state_dir",
     "encode_entry_lines",
     "read_entry_chunks",
-    "write_file_atomically",
+    "write_state_file",
 ]
 
 CHECKPOINT_FILE = "checkpoint"
@@ -91,32 +91,12 @@ def read_entry_chunks(path: Path, size: int, chunk: int = READ_CHUNK) -> Iterato
                          "the auditor state is damaged (remove the directory to start over)")
 
 
-def write_file_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the new one."""
-    tmp = None
+def write_state_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically and durably; a failure is a `StateError` naming the file."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)
+        write_file_atomically(path, data)
     except OSError as exc:
         raise StateError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class AuditState:
@@ -128,12 +108,12 @@ class AuditState:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._lock = open(self.directory / _LOCK_FILE, "a")  # noqa: SIM115 - held until close()
         except OSError as exc:
-            raise StateError(f"--state {self.directory}: cannot use it ({exc.strerror or exc})") from None
+            raise StateError(f"--state-dir {self.directory}: cannot use it ({exc.strerror or exc})") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
-            raise StateError(f"--state {self.directory}: another audit is using it") from None
+            raise StateError(f"--state-dir {self.directory}: another audit is using it") from None
         self.checkpoint_path = self.directory / CHECKPOINT_FILE
         self.entries_path = self.directory / ENTRIES_FILE
         self._new_path = self.directory / _NEW_ENTRIES_FILE
@@ -165,7 +145,7 @@ class AuditState:
             checkpoint = verify_checkpoint(note, log_key)
         except VerificationError as exc:
             raise StateError(f"{self.checkpoint_path}: not a checkpoint of this log ({exc}); "
-                             "use another --state directory for another log") from None
+                             "use another --state-dir for another log") from None
         tree = MerkleTree()
         for chunk in read_entry_chunks(self.entries_path, checkpoint.size):
             tree.extend(leaf_hash(data) for data in chunk)
@@ -217,7 +197,7 @@ class AuditState:
         except OSError as exc:
             raise StateError(f"{self.entries_path}: cannot write ({exc.strerror or exc})") from None
         self._new_path.unlink(missing_ok=True)
-        write_file_atomically(self.checkpoint_path, note.encode("utf-8"))
+        write_state_file(self.checkpoint_path, note.encode("utf-8"))
 
     def save_evidence(self, kind: str, notes: dict[str, str]) -> Path:
         """Keep signed notes that contradict each other, e.g. {"saved": …, "served": …}; returns the folder."""
@@ -232,7 +212,7 @@ class AuditState:
         except OSError as exc:
             raise StateError(f"{folder}: cannot create ({exc.strerror or exc})") from None
         for name, note in notes.items():
-            write_file_atomically(folder / f"{name}.checkpoint", note.encode("utf-8"))
+            write_state_file(folder / f"{name}.checkpoint", note.encode("utf-8"))
         return folder
 
     def _offset_after(self, size: int) -> int:

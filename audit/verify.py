@@ -17,13 +17,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from potluck.errors import VerificationError
-from potluck.tracker.ledger.checkpoint import Checkpoint, verify_checkpoint
-from potluck.tracker.ledger.entries import AccountBalance, credits_text
-from potluck.tracker.ledger.merkle import MerkleTree, leaf_hash, verify_consistency
-from potluck.tracker.ledger.note import parse_verifier_key
+from potluck.entries import AccountBalance, credits_text
+from potluck.errors import TrackerError, TrackerUnreachable, VerificationError
+from potluck.tlog import Checkpoint, MerkleTree, leaf_hash, parse_verifier_key, verify_checkpoint, verify_consistency
+from potluck.tracker_client import DEFAULT_RPC_TIMEOUT, TrackerClient
 
-from .client import DEFAULT_RPC_TIMEOUT, LedgerClient, TrackerError
 from .compare import ComparedCheckpoint, load_compared_checkpoint, locate_split
 from .history import describe_divergence, describe_edit
 from .problems import Problem
@@ -111,12 +109,12 @@ def verify_log(config: AuditConfig, *, progress: ProgressBase | None = None) -> 
     """Run one audit (see the module docstring). Problems with the log are in the result; a tracker that
     cannot be reached or a bad input raises `PotluckError`."""
     compared = [load_compared_checkpoint(path, config.log_key) for path in config.compare]
-    with AuditState(config.state_dir) as state, LedgerClient(config.tracker, rpc_timeout=config.rpc_timeout) as client:
+    with AuditState(config.state_dir) as state, TrackerClient(config.tracker, rpc_timeout=config.rpc_timeout) as client:
         return _Audit(config, state, client, progress or ProgressBase()).run(compared)
 
 
 class _Audit:
-    def __init__(self, config: AuditConfig, state: AuditState, client: LedgerClient, progress: ProgressBase):
+    def __init__(self, config: AuditConfig, state: AuditState, client: TrackerClient, progress: ProgressBase):
         self.config, self.state, self.client, self.progress = config, state, client, progress
         self.log_key = config.log_key
         self.origin = parse_verifier_key(config.log_key)[0]
@@ -170,7 +168,7 @@ class _Audit:
                 verify_consistency(m, n, saved.root_hash, served.root_hash, self.client.consistency_proof(m, n))
                 return True
             except (VerificationError, TrackerError) as exc:
-                if isinstance(exc, TrackerError) and exc.unreachable:
+                if isinstance(exc, TrackerUnreachable):
                     raise
                 kind = "fork"
                 message = (f"fork: the tracker's checkpoint of size {n} does not extend the one of size {m} "
@@ -277,7 +275,7 @@ class _Audit:
                 except VerificationError:
                     bad = mid
         except TrackerError as exc:
-            if exc.unreachable:
+            if isinstance(exc, TrackerUnreachable):
                 raise
             return None
         return good
@@ -332,7 +330,7 @@ class _Audit:
                                    self.client.consistency_proof(n, m))
             return
         except TrackerError as exc:
-            if exc.unreachable:
+            if isinstance(exc, TrackerUnreachable):
                 raise
             message = f"the tracker (now at size {n}) cannot prove its log consistent with size {m}: {exc}"
         except VerificationError as exc:

@@ -34,14 +34,14 @@ from nacl.signing import SigningKey
 
 from potluck.audit import AuditConfig, Replay, verify_log
 from potluck.audit.replay import default_num_threads
+from potluck.entries import grant_entry, serialize_entry
 from potluck.proto.report_pb2 import ContributionReport
-from potluck.proto.signing import PURPOSE_REPORT, seal
-from potluck.tracker.ledger import MerkleTree, verify_inclusion
-from potluck.tracker.ledger.entries import grant_entry, serialize_entry
+from potluck.signing import PURPOSE_REPORT, seal
+from potluck.tlog import MerkleTree, verify_inclusion
 from potluck.tracker.ledger.ledger import Ledger
 from potluck.tracker.ledger.store import open_store
-from potluck.tracker.ledger_service import LedgerService
-from potluck.tracker.server import start_server
+from potluck.tracker.service.ledger_service import LedgerService
+from potluck.tracker.service.server import start_server
 
 ORIGIN = "potluck.swarm/bench/ledger"
 FLOPS_PER_SAMPLE = 6 * 124_000_000 * 256

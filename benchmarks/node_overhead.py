@@ -99,14 +99,16 @@ def bare_worker(spec: dict) -> None:
 
 def worker_only(spec: dict) -> None:
     """potluck's TrainingWorker, as the node's worker process runs it, less the supervisor around it."""
+    from potluck.node.hivemind_config import HivemindConfig
     from potluck.node.tasks import get_task
     from potluck.node.training import TrainingConfig, TrainingWorker
 
-    config = TrainingConfig(
-        run_id=spec["run_id"], data_seed=bytes.fromhex(spec["data_seed"]), account_id="b0" * 32,
-        target_batch_size=spec["target_batch_size"], batch_size_per_step=spec["batch_size"],
-        learning_rate=spec["learning_rate"], initial_peers=tuple(spec["initial_peers"]),
-        matchmaking_time=spec["matchmaking_time"], averaging_timeout=spec["averaging_timeout"])
+    hivemind = HivemindConfig(run_id=spec["run_id"], initial_peers=tuple(spec["initial_peers"]),
+                              target_batch_size=spec["target_batch_size"], learning_rate=spec["learning_rate"],
+                              matchmaking_time=spec["matchmaking_time"], averaging_timeout=spec["averaging_timeout"],
+                              compression="none")
+    config = TrainingConfig(hivemind=hivemind, data_seed=bytes.fromhex(spec["data_seed"]), account_id="b0" * 32,
+                            batch_size_per_step=spec["batch_size"])
     windows = []
     worker = TrainingWorker(config, get_task("synthetic"), on_window=lambda stats: windows.append(dict(
         epoch=stats.epoch, num_samples=stats.samples, started_at=stats.started_at, wall_time=stats.wall_time)))
@@ -152,7 +154,7 @@ class _Loop:
 
 def signed_manifest(lead, *, run_id: str, initial_peers: list[str], target_batch_size: int):
     from potluck.manifest import sign_manifest, verify_manifest
-    from potluck.swarm_config import parse_swarm_config, render_swarm_template
+    from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template
 
     manifest = parse_swarm_config(render_swarm_template("bench"))
     manifest.hivemind.run_id = run_id
@@ -165,8 +167,8 @@ def signed_manifest(lead, *, run_id: str, initial_peers: list[str], target_batch
 
 def run_node(work: Path, index: int, lead, loop: _Loop, spec: dict, env: dict) -> list[dict]:
     from potluck.proto.report_pb2 import ContributionReport
-    from potluck.proto.signing import PURPOSE_REPORT, open_envelope
-    from potluck.tracker.app import Tracker, TrackerConfig
+    from potluck.signing import PURPOSE_REPORT, open_envelope
+    from potluck.tracker.tracker import Tracker, TrackerConfig
 
     manifest = signed_manifest(lead, run_id=spec["run_id"], initial_peers=spec["initial_peers"],
                                target_batch_size=spec["target_batch_size"])
@@ -264,8 +266,9 @@ def main() -> None:
         worker_only(spec) if spec.get("worker_only") else bare_worker(spec)
         return
 
-    from potluck.node.identity import AccountKey
-    from potluck.tracker.lead import BOOTSTRAP_STOP_TIMEOUT, start_bootstrap_peer
+    from potluck.identity import AccountKey
+    from potluck.tracker.swarm import start_bootstrap_peer
+    from potluck.tracker.swarm.bootstrap_peer import BOOTSTRAP_STOP_TIMEOUT
 
     started, load_before = time.monotonic(), os.getloadavg()[0]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "POTLUCK_LOGLEVEL": "WARNING"}

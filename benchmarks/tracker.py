@@ -48,10 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from baseline import best_of, ed25519_verifications_per_s
 from swarmkit import Volunteer, submit_reports  # noqa: E402  (the tests' volunteer and stream helper)
 
+from potluck.identity import AccountKey  # noqa: E402
 from potluck.manifest import read_manifest_file, sign_manifest, verify_manifest  # noqa: E402
-from potluck.node.identity import AccountKey  # noqa: E402
-from potluck.swarm_config import parse_swarm_config, render_swarm_template  # noqa: E402
-from potluck.tracker.intake import MAX_REPORTS_PER_MESSAGE, RATE_BURST  # noqa: E402
+from potluck.proto.wire import MAX_REPORTS_PER_MESSAGE  # noqa: E402
+from potluck.tracker.intake import RATE_BURST  # noqa: E402
+from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template  # noqa: E402
 
 TARGETS = {  # reports/s: minimum ratio to Ed25519 verifications/s on one core; verifier: maximum share
     "reports_logged_per_s": 0.3,
@@ -98,12 +99,12 @@ class Spans:
         setattr(owner, name, timed)
 
     def install(self) -> None:
-        from potluck.tracker.intake import ReportIntake
+        from potluck.tracker.intake.report_intake import ReportIntake
+        from potluck.tracker.intake.submissions import Submissions
         from potluck.tracker.ledger.ledger import Ledger
+        from potluck.tracker.ledger.ledger_writer import LedgerWriter
         from potluck.tracker.ledger.sqlite_store import SqliteStore
-        from potluck.tracker.submissions import Submissions
-        from potluck.tracker.verification import Verification
-        from potluck.tracker.writer import LedgerWriter
+        from potluck.tracker.verifier.verification import Verification
 
         for owner, name in [(Submissions, "_log"), (ReportIntake, "open"), (ReportIntake, "admit"),
                             (LedgerWriter, "append_many"), (Verification, "on_grants"), (Ledger, "append"),
@@ -129,8 +130,8 @@ def serve(state_dir: Path, profile: bool, echo: bool) -> None:
     what gRPC alone costs on this machine, with these clients.
     """
     from potluck.proto import tracker_pb2 as pb
-    from potluck.tracker.app import Tracker, TrackerConfig
-    from potluck.tracker.tracker_service import TrackerService
+    from potluck.tracker.service.tracker_service import TrackerService
+    from potluck.tracker.tracker import Tracker, TrackerConfig
 
     signed = read_manifest_file(state_dir / "swarm.manifest")
     spans, profiler = Spans(), cProfile.Profile()
@@ -202,7 +203,7 @@ def thread_cpu() -> dict[str, float]:
             stat = Path(f"/proc/{child}/stat").read_text()
         except OSError:
             continue
-        if "potluck.tracker.opening" in Path(f"/proc/{child}/cmdline").read_text():
+        if "potluck.tracker.intake.opening_worker" in Path(f"/proc/{child}/cmdline").read_text():
             seconds["opening workers"] += _cpu_seconds(stat, ticks)
     return seconds
 
@@ -275,7 +276,7 @@ def volunteer(port: int, manifest_bytes: bytes, directory: Path, sizes: list[int
 
     from potluck.proto import tracker_pb2 as pb
     from potluck.proto.tracker_pb2_grpc import TrackerStub
-    from potluck.tracker.ledger import verify_receipt
+    from potluck.tlog import verify_receipt
 
     try:
         manifest = verify_manifest(manifest_bytes)
@@ -367,14 +368,18 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
 
     import torch
 
+    from potluck.manifest import param_dict
     from potluck.node.hardware import pick_batch_size
-    from potluck.node.sketch import SKETCH_DIM, STEPS_PER_SKETCH, SketchProjector, sketch_seed, state_digest
+    from potluck.node.hivemind_config import HivemindConfig
+    from potluck.node.sketch import SketchProjector, sketch_seed, state_digest
     from potluck.node.tasks import get_task
     from potluck.proto.report_pb2 import ContributionReport
-    from potluck.proto.signing import PURPOSE_REPORT, seal
-    from potluck.swarm_config import param_dict
-    from potluck.tracker.recompute import SEGMENTS_PER_CHECK, pick_segments
-    from potluck.tracker.verifier import Job, ProgressBook, VerifierSpec, _decide
+    from potluck.proto.wire import SKETCH_DIM, STEPS_PER_SKETCH
+    from potluck.signing import PURPOSE_REPORT, seal
+    from potluck.tracker.credit import Outcome
+    from potluck.tracker.verifier import Job, ProgressBook, VerifierSpec
+    from potluck.tracker.verifier.recompute import SEGMENTS_PER_CHECK, pick_segments
+    from potluck.tracker.verifier.verifier import _decide
 
     # One thread on both sides, as the verifier runs: CPU seconds, not wall time, are what is compared,
     # and idle spinning of extra threads would only flatter the node's side.
@@ -385,10 +390,8 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
     batch_size = pick_batch_size(task, "cpu", requested=None, target_batch_size=target)
     num_steps = target // batch_size
     seed, account = config.swarm_seed, AccountKey.generate()
-    spec = VerifierSpec(origin=config.origin, run_id="bench", initial_peers=(), data_seed=seed,
-                        task_name=config.task.name, task_params=param_dict(config.task), shards=(),
-                        target_batch_size=target, learning_rate=config.hivemind.learning_rate,
-                        matchmaking_time=3.0, averaging_timeout=30.0)
+    spec = VerifierSpec(origin=config.origin, hivemind=HivemindConfig.from_manifest(config), data_seed=seed,
+                        task_name=config.task.name, task_params=param_dict(config.task), shards=())
     model = task.build_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.hivemind.learning_rate)
     checker, progress = task.build_model(), ProgressBook()
@@ -424,9 +427,9 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
         started = time.process_time()
         verdict = _decide(job, spec, task, checker, snapshots, progress)
         cpu = time.process_time() - started
-        if verdict is None or verdict["passed"] is not True:
+        if verdict is None or verdict.outcome not in (Outcome.PASSED, Outcome.RECOMPUTED):
             raise SystemExit(f"an honest window failed its check: {verdict}")
-        return cpu, verdict["cpu_seconds"]
+        return cpu, verdict.cpu_seconds
 
     def measure(num_steps: int, first_epoch: int) -> dict:
         """Best-of CPU seconds: the node's window, one stage (c) check of it, one stage (b) check."""

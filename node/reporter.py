@@ -19,24 +19,22 @@ from potluck.node.outbox import Outbox, OutboxReport
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.proto.tracker_pb2_grpc import TrackerStub
-from potluck.tracker.intake import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
-from potluck.tracker.ledger.receipt import parse_receipt, verify_receipt
+from potluck.proto.wire import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
+from potluck.tlog import parse_receipt, verify_receipt
+from potluck.tracker_client import TrackerClient
 
 logger = logging.getLogger(__name__)
-
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 4 * 1024 * 1024)]
 
 
 class Reporter:
     """Sends queued reports and records the tracker's answers in the outbox."""
 
-    def __init__(self, outbox: Outbox, tracker: str, *, log_key: str | None = None, rpc_timeout: float = 30.0,
+    def __init__(self, outbox: Outbox, client: TrackerClient, *, log_key: str | None = None, rpc_timeout: float = 30.0,
                  initial_backoff: float = 0.5, max_backoff: float = 30.0, batch_size: int = 64):
-        self.outbox, self.tracker, self.log_key = outbox, tracker, log_key
+        self.outbox, self.tracker, self.log_key = outbox, client.address, log_key
         self.rpc_timeout, self.batch_size = rpc_timeout, batch_size
         self.initial_backoff, self.max_backoff = initial_backoff, max_backoff
-        self.channel = grpc.insecure_channel(tracker, options=CHANNEL_OPTIONS)
-        self.stub = TrackerStub(self.channel)
+        self.stub = TrackerStub(client.channel)  # the stream of reports; the client makes the unary calls
         self.last_error: str | None = None
 
     def run(self, stop: threading.Event) -> None:
@@ -110,6 +108,3 @@ class Reporter:
         if index != ack.index or entry.grant.report != report.envelope:
             raise VerificationError(f"expected a receipt for report {report.sequence} at index {ack.index}, "
                                     f"got one for index {index} holding other bytes")
-
-    def close(self) -> None:
-        self.channel.close()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from google.protobuf.message import DecodeError
 
+from potluck.identity import AccountKey
 from potluck.manifest import SignedManifest
-from potluck.node.identity import AccountKey
 from potluck.node.training import WindowStats
 from potluck.proto.envelope_pb2 import SignedEnvelope
 from potluck.proto.report_pb2 import Attestation, AveragingRound, ContributionReport
-from potluck.proto.signing import PURPOSE_ATTESTATION, PURPOSE_REPORT, seal
+from potluck.signing import PURPOSE_ATTESTATION, PURPOSE_REPORT, seal
 
 
 def attestation(account: AccountKey, origin: str, epoch: int, peer_id: str) -> bytes:

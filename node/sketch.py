@@ -8,11 +8,11 @@ cover every parameter, the first layers' too), and the node's cost is one pass o
 The signs come from SHAKE-256 of the seed, one bit per parameter, so every platform draws the same;
 a window keeps them while it lasts (as float32 on the gradients' device: 4 bytes per parameter).
 
-A window's micro-batches are cut into segments of `STEPS_PER_SKETCH` (the last may be shorter), and
+A window's micro-batches are cut into segments of `STEPS_PER_SKETCH` micro-batches (the last may be shorter), and
 each segment's summed gradient gets its own sketch, so the verifier can check a few segments, picked
 where the node cannot predict, instead of replaying a window. Segments rather than single micro-batches
 keep the node's cost to one projection per `STEPS_PER_SKETCH` steps (of the segment's own gradient sum,
-which the node keeps apart until it is sketched: node/worker_attest.py).
+which the node keeps apart until it is sketched: node/attesting_averager.py).
 """
 
 from __future__ import annotations
@@ -24,13 +24,11 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from potluck.proto.wire import SKETCH_DIM
+
 _SKETCH_TAG = b"potluck/v2/gradient-sketch"
 _SKETCH_SEED_TAG = b"potluck/v1/sketch-seed"
 _DIGEST_TAG = b"potluck/v1/state-digest"
-# Each segment's gradient is sketched to this many values; reports carry one sketch per segment.
-SKETCH_DIM = 16
-# Micro-batches per segment. The verifier recomputes whole segments, so this multiplies its cost per check.
-STEPS_PER_SKETCH = 8
 _CHUNK_ELEMENTS = 1 << 20  # signs are drawn from one SHAKE-256 stream per chunk of this many parameters
 
 
@@ -89,16 +87,6 @@ def gradient_sketch(
 ) -> list[float]:
     """Project the flattened gradient onto `dim` seeded random directions (see `SketchProjector`)."""
     return SketchProjector(seed, dim).sketch(model_or_grads)
-
-
-def num_segments(num_steps: int) -> int:
-    """How many sketched segments a window of `num_steps` micro-batches has."""
-    return -(-num_steps // STEPS_PER_SKETCH)
-
-
-def segment_steps(segment: int, num_steps: int) -> range:
-    """The micro-batches (local steps) of one segment of a window of `num_steps`."""
-    return range(segment * STEPS_PER_SKETCH, min((segment + 1) * STEPS_PER_SKETCH, num_steps))
 
 
 def announced_states_key(run_id: str) -> str:

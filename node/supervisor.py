@@ -17,24 +17,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-
-from potluck.errors import ConfigError, PotluckError
+from potluck.address import check_host_port
+from potluck.binding import load_or_create_peer_identity, make_binding
+from potluck.entries import credits_text
+from potluck.errors import ConfigError, PotluckError, TrackerError
 from potluck.group_process import GroupProcess
-from potluck.node.binding import load_or_create_peer_identity, make_binding
+from potluck.identity import load_account_key
+from potluck.manifest import param_dict
 from potluck.node.hardware import pick_device
-from potluck.node.identity import load_account_key
+from potluck.node.hivemind_config import HivemindConfig
 from potluck.node.outbox import Outbox
-from potluck.node.reporter import CHANNEL_OPTIONS, Reporter
+from potluck.node.reporter import Reporter
 from potluck.node.reports import build_report
-from potluck.node.status import StatusDisplay
-from potluck.node.swarm_source import call, obtain_manifest, obtain_shards
+from potluck.node.status_display import StatusDisplay
+from potluck.node.swarm_source import obtain_manifest, obtain_shards
 from potluck.node.training import TrainingConfig, WindowStats
-from potluck.node.worker import WorkerSpec, run_worker
-from potluck.proto import tracker_pb2 as pb
-from potluck.proto.tracker_pb2_grpc import LedgerStub, TrackerStub
-from potluck.swarm_config import check_host_port, param_dict
-from potluck.tracker.ledger.entries import credits_text
+from potluck.node.worker import WorkerDone, WorkerReady, WorkerSpec, WorkerStatus, run_worker
+from potluck.tracker_client import TrackerClient
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +42,7 @@ FINISHED_EXIT_TIMEOUT = 10.0
 FLUSH_TIMEOUT = 5.0
 RESTART_BACKOFF = (1.0, 60.0)
 CREDITS_POLL_INTERVAL = 10.0
+CALL_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,41 +87,28 @@ class Node:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.device = pick_device(config.device)
         _check_ports_free(config.host_maddrs)
-        channel_target = config.tracker
-        self.channel = grpc.insecure_channel(channel_target, options=CHANNEL_OPTIONS) if channel_target else None
-        stub = TrackerStub(self.channel) if self.channel else None
-        self.manifest, served_log_key = obtain_manifest(tracker=config.tracker, manifest_path=config.manifest,
-                                                        stub=stub, lead_key=config.lead_key,
-                                                        state_dir=config.state_dir)
-        self.tracker = config.tracker or self.manifest.manifest.tracker_address
-        if self.channel is None:
-            self.channel = grpc.insecure_channel(self.tracker, options=CHANNEL_OPTIONS)
-            stub = TrackerStub(self.channel)
-        self.stub = stub
-        if served_log_key is None:
-            served_log_key = call("the manifest", self.tracker, stub.GetManifest, pb.GetManifestRequest()).log_key
-        self.log_key = served_log_key
+        client = TrackerClient(config.tracker, rpc_timeout=CALL_TIMEOUT) if config.tracker else None
+        self.manifest, log_key = obtain_manifest(client=client, manifest_path=config.manifest,
+                                                 lead_key=config.lead_key, state_dir=config.state_dir)
+        self.client = client or TrackerClient(self.manifest.manifest.tracker_address, rpc_timeout=CALL_TIMEOUT)
+        self.log_key = log_key or self.client.manifest().log_key
         data_dirs = [config.data_dir] if config.data_dir else []
         self.shards = obtain_shards(self.manifest, data_dirs=data_dirs, cache_dir=config.state_dir / "data",
-                                    tracker=self.tracker, stub=stub)
+                                    client=self.client)
         self.peer = load_or_create_peer_identity(config.state_dir / "peer.key")
-        call("registration", self.tracker, stub.Register, pb.RegisterRequest(
-            binding=make_binding(self.account, self.peer, self.manifest.origin)))
+        self.client.register(make_binding(self.account, self.peer, self.manifest.origin))
         self.outbox = Outbox(config.state_dir / "outbox.sqlite")
-        self.reporter = Reporter(self.outbox, self.tracker, log_key=self.log_key)
+        self.reporter = Reporter(self.outbox, self.client, log_key=self.log_key)
         logger.info("joined swarm %s as account %s, peer %s", self.manifest.origin, self.account.account_id[:12],
                     self.peer.peer_id)
 
     def _spec(self) -> WorkerSpec:
         m, config = self.manifest.manifest, self.config
         training = TrainingConfig(
-            run_id=m.hivemind.run_id, data_seed=m.swarm_seed, account_id=self.account.account_id,
-            target_batch_size=m.hivemind.target_batch_size, batch_size_per_step=1,
-            learning_rate=m.hivemind.learning_rate, initial_peers=tuple(m.bootstrap_peers),
-            host_maddrs=config.host_maddrs or ("/ip4/0.0.0.0/tcp/0",), announce_maddrs=config.announce_maddrs,
-            client_mode=config.client_mode, identity_path=str(self.peer.path),
-            matchmaking_time=m.hivemind.matchmaking_time, averaging_timeout=m.hivemind.averaging_timeout,
-            compression=m.hivemind.compression, device=self.device)
+            hivemind=HivemindConfig.from_manifest(m), data_seed=m.swarm_seed, account_id=self.account.account_id,
+            batch_size_per_step=1, host_maddrs=config.host_maddrs or ("/ip4/0.0.0.0/tcp/0",),
+            announce_maddrs=config.announce_maddrs, client_mode=config.client_mode,
+            identity_path=str(self.peer.path), device=self.device)
         remaining = None if config.max_epochs is None else config.max_epochs - self.windows_done
         return WorkerSpec(training=training, task_name=m.task.name, task_params=param_dict(m.task),
                           shards=tuple(self.shards), account=self.account, origin=m.origin,
@@ -151,9 +138,8 @@ class Node:
             self._refresh_counts()
             self.display.update(state="stopped")
             self.display.close()
-            self.reporter.close()
             self.outbox.close()
-            self.channel.close()
+            self.client.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return 0 if self.signals < 2 else 1
@@ -195,22 +181,21 @@ class Node:
                 if self.worker.exited():
                     return False
                 continue
-            kind, payload = event
-            if kind == "done":
+            if isinstance(event, WorkerDone):
                 # Its work is over; what is left is hivemind's shutdown, which can hang on a dead child.
                 self.worker.stop(FINISHED_EXIT_TIMEOUT, on_event=self._on_event)
                 return True
-            self._on_event(kind, payload)
+            self._on_event(event)
         return False
 
-    def _on_event(self, kind: str, payload) -> None:
-        if kind == "ready":
-            self.display.update(state="training", epoch=payload["epoch"])
-            logger.info("training as peer %s with batch size %d", payload["peer_id"], payload["batch_size"])
-        elif kind == "window":
-            self._on_window(payload)
-        elif kind == "status":
-            self.display.update(num_peers=payload["num_peers"], epoch=payload["epoch"])
+    def _on_event(self, event) -> None:
+        if isinstance(event, WorkerReady):
+            self.display.update(state="training", epoch=event.epoch)
+            logger.info("training as peer %s with batch size %d", event.peer_id, event.batch_size)
+        elif isinstance(event, WindowStats):
+            self._on_window(event)
+        elif isinstance(event, WorkerStatus):
+            self.display.update(num_peers=event.num_peers, epoch=event.epoch)
 
     def _on_window(self, stats: WindowStats) -> None:
         sequence = self.outbox.next_sequence()
@@ -233,13 +218,12 @@ class Node:
         self.display.update(queued=counts.queued, acked=counts.acked, rejected=counts.rejected)
 
     def _poll_credits(self, stop: threading.Event) -> None:
-        ledger = LedgerStub(self.channel)
         unit = self.manifest.manifest.credit_policy.flops_per_credit
         while not stop.wait(CREDITS_POLL_INTERVAL if self.outbox.counts().acked else 1.0):
             self._refresh_counts()
             try:
-                balances = ledger.GetBalances(pb.BalancesRequest(account_id=self.account.account_id), timeout=10)
-            except grpc.RpcError:
+                balances = self.client.balances(self.account.account_id)
+            except TrackerError:
                 continue
             for balance in balances.balances:
                 self.display.update(credits_pending=credits_text(balance.escrow_flops, unit),
@@ -253,7 +237,7 @@ class Node:
             self.display.update(state="leaving the swarm")
             self.worker.stop(GRACEFUL_STOP_TIMEOUT, on_event=self._on_event)
         while (event := self.worker.next_event(0)) is not None:
-            self._on_event(*event)
+            self._on_event(event)
         self.worker.kill()
 
 

@@ -3,50 +3,32 @@ use), the tracker's log key, and every dataset shard, checked by sha256 before u
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
-import grpc
-
 from potluck.atomic_file import write_file_atomically
-from potluck.errors import ConfigError, PotluckError, VerificationError
+from potluck.datasets import check_sha256, find_shard
+from potluck.errors import ConfigError, VerificationError
 from potluck.manifest import SignedManifest, read_manifest_file, verify_manifest
-from potluck.proto import tracker_pb2 as pb
-from potluck.proto.tracker_pb2_grpc import TrackerStub
+from potluck.tracker_client import TrackerClient
 
 logger = logging.getLogger(__name__)
 
-CALL_TIMEOUT = 15.0
 SHARD_TIMEOUT = 600.0
 
 
-class TrackerUnreachable(PotluckError):
-    pass
-
-
-def call(what: str, tracker: str, method, request, timeout: float = CALL_TIMEOUT):
-    """One unary call, with its failure as a one-line error naming the tracker."""
-    try:
-        return method(request, timeout=timeout)
-    except grpc.RpcError as e:
-        if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            raise TrackerUnreachable(f"tracker {tracker} unreachable ({what}): {e.details()}") from None
-        raise PotluckError(f"tracker {tracker} refused {what}: {e.code().name}: {e.details()}") from None
-
-
-def obtain_manifest(*, tracker: str | None, manifest_path: Path | None, stub: TrackerStub | None,
-                    lead_key: bytes | None, state_dir: Path) -> tuple[SignedManifest, str | None]:
-    """The verified manifest, and the log key when the tracker served one."""
+def obtain_manifest(*, client: TrackerClient | None, manifest_path: Path | None, lead_key: bytes | None,
+                    state_dir: Path) -> tuple[SignedManifest, str | None]:
+    """The verified manifest (from `manifest_path`, else from the tracker), and the log key if the tracker sent it."""
     log_key = None
     if manifest_path is not None:
         signed = read_manifest_file(manifest_path)
     else:
-        response = call("the manifest", tracker, stub.GetManifest, pb.GetManifestRequest())
+        response = client.manifest()
         try:
             signed = verify_manifest(response.signed_manifest)
         except VerificationError as e:
-            raise VerificationError(f"manifest from tracker {tracker}: {e}") from None
+            raise VerificationError(f"manifest from tracker {client.address}: {e}") from None
         log_key = response.log_key or None
     check_lead(signed, lead_key, state_dir / "lead.pub")
     return signed, log_key
@@ -71,45 +53,23 @@ def check_lead(signed: SignedManifest, pinned: bytes | None, remembered_file: Pa
     remembered_file.write_text(signer + "\n")
 
 
-def obtain_shards(signed: SignedManifest, *, data_dirs: list[Path], cache_dir: Path, tracker: str | None,
-                  stub: TrackerStub | None) -> list[tuple[str, bytes]]:
+def obtain_shards(signed: SignedManifest, *, data_dirs: list[Path], cache_dir: Path,
+                  client: TrackerClient | None) -> list[tuple[str, bytes]]:
     """Every dataset shard the manifest names, read locally or fetched from the tracker, checked by sha256."""
     shards = []
+    directories = [*data_dirs, cache_dir]
     for shard in signed.manifest.datasets:
-        data = _local_shard(shard, data_dirs + [cache_dir])
-        if data is None:
-            if stub is None:
-                raise ConfigError(f"dataset shard {shard.name} ({shard.sha256[:12]}…) is not in "
-                                  f"{', '.join(map(str, data_dirs + [cache_dir]))} and no --tracker was given")
-            data = _fetch_shard(shard, tracker, stub)
+        path = find_shard(shard, directories)
+        if path is not None:
+            data = path.read_bytes()
+            check_sha256(data, shard.sha256, f"dataset hash mismatch: {path}")
+        elif client is None:
+            raise ConfigError(f"dataset shard {shard.name} ({shard.sha256[:12]}…) is not in "
+                              f"{', '.join(map(str, directories))} and no --tracker was given")
+        else:
+            data = client.fetch_shard(shard.sha256, SHARD_TIMEOUT)
+            check_sha256(data, shard.sha256, f"dataset hash mismatch: shard {shard.name} from tracker {client.address}")
             cache_dir.mkdir(parents=True, exist_ok=True)
             write_file_atomically(cache_dir / shard.sha256, data)
         shards.append((shard.sha256, data))
     return shards
-
-
-def _local_shard(shard, directories: list[Path]) -> bytes | None:
-    for directory in directories:
-        for path in (directory / shard.sha256, directory / shard.name):
-            if path.is_file():
-                data = path.read_bytes()
-                _check(shard, data, str(path))
-                return data
-    return None
-
-
-def _fetch_shard(shard, tracker: str, stub: TrackerStub) -> bytes:
-    try:
-        data = b"".join(chunk.data for chunk in stub.FetchShard(pb.FetchShardRequest(sha256=shard.sha256),
-                                                                  timeout=SHARD_TIMEOUT))
-    except grpc.RpcError as e:
-        raise TrackerUnreachable(f"tracker {tracker}: cannot fetch dataset shard {shard.name}: "
-                                 f"{e.code().name}: {e.details()}") from None
-    _check(shard, data, f"shard {shard.name} from tracker {tracker}")
-    return data
-
-
-def _check(shard, data: bytes, where: str) -> None:
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != shard.sha256:
-        raise VerificationError(f"dataset hash mismatch: {where}: expected sha256 {shard.sha256}, got {digest}")

@@ -12,7 +12,6 @@ signal handlers and leaves SIGINT ignored); stop it by setting the event, or kil
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -21,80 +20,42 @@ from dataclasses import dataclass, field
 
 import hivemind
 import torch
-from hivemind.compression import CompressionBase, Float16Compression, NoCompression, Uniform8BitQuantization
 from hivemind.optim import Optimizer
 from hivemind.utils import get_dht_time
 
 from potluck.errors import ConfigError, PotluckError
-from potluck.node.sketch import (
-    SKETCH_DIM,
-    STEPS_PER_SKETCH,
-    SketchProjector,
-    announced_states_key,
-    sketch_seed,
-    state_digest,
-)
+from potluck.node.attesting_averager import AttestingGradientAverager
+from potluck.node.hivemind_config import HivemindConfig, make_optimizer
+from potluck.node.sketch import SketchProjector, announced_states_key, sketch_seed, state_digest
 from potluck.node.tasks.base import TaskBase
-from potluck.node.worker_attest import AttestingGradientAverager
+from potluck.proto.wire import SKETCH_DIM, STEPS_PER_SKETCH
 
 logger = logging.getLogger(__name__)
 
 STATE_ANNOUNCEMENT_TTL = 300.0  # seconds; each window's announcement replaces the last
 
-COMPRESSIONS: dict[str, Callable[[], CompressionBase]] = {
-    "none": NoCompression,
-    "float16": Float16Compression,
-    "uniform8bit": Uniform8BitQuantization,
-}
-
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
-    """Everything a training worker needs besides the task. Timeouts are in seconds."""
+    """Everything a training worker needs besides the task: the swarm's hivemind settings, and this peer's."""
 
-    run_id: str
-    data_seed: bytes
+    hivemind: HivemindConfig
+    data_seed: bytes  # the swarm's seed: with the account, epoch and step it fixes every batch
     account_id: str
-    target_batch_size: int
     batch_size_per_step: int
-    learning_rate: float
-    initial_peers: Sequence[str] = ()
     host_maddrs: Sequence[str] = ("/ip4/127.0.0.1/tcp/0",)
     announce_maddrs: Sequence[str] = ()
-    client_mode: bool = False
-    identity_path: str | None = None
-    matchmaking_time: float = 15.0
-    averaging_timeout: float = 60.0
-    # hivemind needs request_timeout < matchmaking_time; None means min(3, matchmaking_time / 2).
-    request_timeout: float | None = None
-    load_state_timeout: float = 600.0
-    average_state_every: int = 1
-    # How gradients and parameters travel in averaging rounds: one of COMPRESSIONS.
-    compression: str = "none"
+    client_mode: bool = False  # behind NAT: make no DHT or averaging connections inbound
+    identity_path: str | None = None  # the libp2p key file, so the PeerID survives restarts
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for name in ("target_batch_size", "batch_size_per_step", "average_state_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{name}: must be a positive integer (got {value!r})")
-        for name in ("learning_rate", "matchmaking_time", "averaging_timeout", "load_state_timeout"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not value > 0:
-                raise ConfigError(f"{name}: must be a positive number (got {value!r})")
-        if self.request_timeout is not None and not 0 < self.request_timeout < self.matchmaking_time:
-            raise ConfigError(
-                f"request_timeout: must be positive and below matchmaking_time={self.matchmaking_time} "
-                f"(got {self.request_timeout!r})"
-            )
-        if self.compression not in COMPRESSIONS:
-            known = " | ".join(COMPRESSIONS)
-            raise ConfigError(f"compression: must be one of {known} (got {self.compression!r})")
-        if not self.run_id or "." in self.run_id:
-            raise ConfigError(f"run_id: must be a non-empty string without '.' (got {self.run_id!r})")
+        value = self.batch_size_per_step
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"batch_size_per_step: must be a positive integer (got {value!r})")
         if not self.data_seed:
             raise ConfigError("data_seed: must be non-empty bytes")
-        if self.client_mode and not self.initial_peers:
+        if self.client_mode and not self.hivemind.initial_peers:
             raise ConfigError("initial_peers: a client-mode peer needs at least one peer to connect to")
 
 
@@ -172,7 +133,7 @@ class TrainingWorker:
         stop = stop or threading.Event()
         config = self.config
         self.dht = hivemind.DHT(
-            initial_peers=list(config.initial_peers),
+            initial_peers=list(config.hivemind.initial_peers),
             host_maddrs=list(config.host_maddrs),
             announce_maddrs=list(config.announce_maddrs) or None,
             client_mode=config.client_mode,
@@ -193,33 +154,9 @@ class TrainingWorker:
             self.dht.shutdown()
 
     def _make_optimizer(self) -> _TrainingOptimizer:
-        config = self.config
-        request_timeout = config.request_timeout or min(3.0, config.matchmaking_time / 2)
-        return _TrainingOptimizer(
-            dht=self.dht,
-            run_id=config.run_id,
-            target_batch_size=config.target_batch_size,
-            batch_size_per_step=config.batch_size_per_step,
-            params=self.model.parameters(),
-            optimizer=functools.partial(torch.optim.Adam, lr=config.learning_rate),
-            matchmaking_time=config.matchmaking_time,
-            averaging_timeout=config.averaging_timeout,
-            load_state_timeout=config.load_state_timeout,
-            use_local_updates=False,
-            # Synchronous state averaging: parameters never change in the middle of a window.
-            delay_state_averaging=False,
-            average_state_every=config.average_state_every,
-            grad_compression=COMPRESSIONS[config.compression](),
-            state_averaging_compression=COMPRESSIONS[config.compression](),
-            # hivemind forwards averager_opts to the state averager only; the factory carries them to the other.
-            grad_averager_factory=functools.partial(
-                AttestingGradientAverager, payload_for_round=self._payload_for_round, request_timeout=request_timeout
-            ),
-            averager_opts=dict(request_timeout=request_timeout),
-            # hivemind reads the DHT's client_mode only when this is not None (optimizer.py, 1.1.12);
-            # left as None, a client-mode peer later tries to share state and raises.
-            client_mode=self.dht.client_mode,
-        )
+        return make_optimizer(self.config.hivemind, dht=self.dht, params=self.model.parameters(),
+                              payload_for_round=self._payload_for_round,
+                              batch_size_per_step=self.config.batch_size_per_step, optimizer_class=_TrainingOptimizer)
 
     def _payload_for_round(self) -> tuple[int, bytes]:
         epoch = self.optimizer.local_epoch
@@ -262,7 +199,7 @@ class TrainingWorker:
     def _begin_window(self) -> _Window:
         window = _Window.begin(self.optimizer.local_epoch, self.model, self.config)
         if not self.config.client_mode:  # a client-mode peer serves no state to download
-            self.dht.store(announced_states_key(self.config.run_id), (window.epoch, window.start_digest),
+            self.dht.store(announced_states_key(self.config.hivemind.run_id), (window.epoch, window.start_digest),
                            get_dht_time() + STATE_ANNOUNCEMENT_TTL, subkey=self.peer_id, return_future=True)
         return window
 

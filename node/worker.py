@@ -11,8 +11,8 @@ import logging
 import threading
 from dataclasses import dataclass, replace
 
+from potluck.identity import AccountKey
 from potluck.node.hardware import pick_batch_size
-from potluck.node.identity import AccountKey
 from potluck.node.reports import attestation
 from potluck.node.tasks import get_task
 from potluck.node.training import TrainingConfig, TrainingWorker
@@ -20,6 +20,32 @@ from potluck.node.training import TrainingConfig, TrainingWorker
 logger = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 2.0
+
+
+# What the worker tells the supervisor, besides each closed window's `WindowStats`.
+@dataclass(frozen=True)
+class WorkerReady:
+    """The peer joined the swarm (and, if late, loaded its state)."""
+
+    peer_id: str
+    maddrs: list[str]
+    batch_size: int
+    epoch: int
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """Every STATUS_INTERVAL seconds: where this peer and the swarm are."""
+
+    epoch: int
+    swarm_epoch: int
+    num_peers: int
+    samples_per_second: float
+
+
+@dataclass(frozen=True)
+class WorkerDone:
+    """The worker trained the windows it was asked for; what is left is hivemind's shutdown."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,31 +66,30 @@ def run_worker(stop, events, spec: WorkerSpec) -> None:
     """Entry point of the worker's `GroupProcess`: `events` goes to the supervisor, `stop` asks us to leave."""
     task = get_task(spec.task_name, spec.task_params, shards=spec.shards or None)
     batch_size = pick_batch_size(task, spec.training.device, requested=spec.requested_batch_size,
-                                 target_batch_size=spec.training.target_batch_size)
+                                 target_batch_size=spec.training.hivemind.target_batch_size)
     config = replace(spec.training, batch_size_per_step=batch_size)
 
     def on_ready(worker: TrainingWorker) -> None:
-        events.put(("ready", {"peer_id": worker.peer_id, "maddrs": worker.visible_maddrs, "batch_size": batch_size,
-                              "epoch": worker.local_epoch}))
+        events.put(WorkerReady(peer_id=worker.peer_id, maddrs=worker.visible_maddrs, batch_size=batch_size,
+                               epoch=worker.local_epoch))
         threading.Thread(target=_report_status, args=(worker, events, stop), daemon=True, name="status").start()
 
     worker = TrainingWorker(
         config, task,
-        on_window=lambda stats: events.put(("window", stats)),
+        on_window=events.put,
         gather_payload=lambda epoch: attestation(spec.account, spec.origin, epoch, worker.peer_id),
         on_ready=on_ready,
     )
     worker.run(stop, max_windows=spec.max_windows)
-    events.put(("done", None))
+    events.put(WorkerDone())
 
 
 def _report_status(worker: TrainingWorker, events, stop) -> None:
     while not stop.is_set():
         try:
             progress = worker.optimizer.tracker.global_progress
-            events.put(("status", {"epoch": worker.local_epoch, "swarm_epoch": progress.epoch,
-                                   "num_peers": progress.num_peers,
-                                   "samples_per_second": worker.optimizer.tracker.performance_ema.samples_per_second}))
+            events.put(WorkerStatus(epoch=worker.local_epoch, swarm_epoch=progress.epoch, num_peers=progress.num_peers,
+                                    samples_per_second=worker.optimizer.tracker.performance_ema.samples_per_second))
         except AttributeError:  # shutting down
             return
         stop.wait(STATUS_INTERVAL)

@@ -1,4 +1,4 @@
-"""Typed errors. The CLI turns any `PotluckError` into one line and exit code 1."""
+"""Typed errors, one base class. The CLI turns any `PotluckError` into one line and exit code 1."""
 
 
 class PotluckError(Exception):
@@ -15,3 +15,15 @@ class KeyFileError(PotluckError):
 
 class VerificationError(PotluckError):
     """A signature, proof or claim did not verify. The message says what was expected and what was found."""
+
+
+class TrackerError(PotluckError):
+    """The tracker answered a call with an error. `code` is the gRPC status name (e.g. "OUT_OF_RANGE")."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+class TrackerUnreachable(TrackerError):
+    """No answer came from the tracker: it is down, unreachable, or slower than the call's deadline."""

@@ -32,7 +32,7 @@ class GroupProcess:
 
     `stop` is a `threading.Event` in the child, set when the parent asks it to stop (with SIGTERM:
     a shared multiprocessing Event would deadlock the parent if the child were killed holding its
-    lock); `events` is a queue to the parent.
+    lock); `events` is a queue to the parent, of typed messages (dataclasses) the two agree on.
     """
 
     def __init__(self, target: Callable, *args, name: str):
@@ -56,7 +56,7 @@ class GroupProcess:
         return self
 
     def next_event(self, timeout: float):
-        """The next (kind, payload) event, or None if none came within `timeout`."""
+        """The next event the child sent, or None if none came within `timeout`."""
         try:
             return self.events.get(timeout=timeout)
         except (queue.Empty, OSError, ValueError):
@@ -83,7 +83,7 @@ class GroupProcess:
         while not self.exited() and time.monotonic() < deadline:
             event = self.next_event(0.2)
             if event is not None and on_event is not None:
-                on_event(*event)
+                on_event(event)
         return self.exited()
 
     def kill(self) -> None:

@@ -9,15 +9,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
 from potluck.errors import ConfigError, VerificationError
-from potluck.node.identity import AccountKey
-from potluck.proto.manifest_pb2 import Manifest
-from potluck.proto.signing import PURPOSE_MANIFEST, open_envelope, seal
-from potluck.swarm_config import MANIFEST_FORMAT_VERSION
+from potluck.identity import AccountKey, parse_account_id
+from potluck.proto.manifest_pb2 import Manifest, TaskSpec
+from potluck.signing import PURPOSE_MANIFEST, open_envelope, seal
 
+MANIFEST_FORMAT_VERSION = 1
 MAX_MANIFEST_BYTES = 1 << 20
 
 
@@ -90,10 +91,9 @@ def read_manifest_file(path: Path, *, lead_key: bytes | None = None) -> SignedMa
 
 def parse_lead_key(text: str) -> bytes:
     """A lead's key as given on the command line: the 64-hex-digit account id."""
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise ConfigError(f"--lead-key: must be the lead's account id, 64 hex digits (got {text!r})")
-    return key
+    return bytes.fromhex(parse_account_id(text, "--lead-key", "must be the lead's account id, 64 hex digits"))
+
+
+def param_dict(task: TaskSpec) -> dict[str, Any]:
+    """A task's parameters as plain Python values."""
+    return {key: getattr(value, value.WhichOneof("kind")) for key, value in task.params.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from potluck.tracker.server import start_server
+from potluck.tracker.service.server import start_server
 
 
 class LoopThread:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import time
 
-from potluck.node.identity import AccountKey
+from potluck.entries import grant_entry
+from potluck.identity import AccountKey
 from potluck.proto.ledger_pb2 import LedgerEntry, Vest
 from potluck.proto.report_pb2 import ContributionReport
-from potluck.proto.signing import PURPOSE_REPORT, seal
-from potluck.tracker.ledger.entries import grant_entry
+from potluck.signing import PURPOSE_REPORT, seal
 
 ORIGIN = "potluck.swarm/test/ledger"
 FLOPS_PER_SAMPLE = 123_456

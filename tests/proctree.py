@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -32,3 +33,15 @@ def stat_fields(pid: int | str) -> list[str] | None:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return None
+
+
+def worker_pids(pid: int) -> list[int]:
+    """Children of `pid` that lead their own process group (a node's training worker, say)."""
+    found = []
+    for child in child_pids(pid):
+        try:
+            if os.getpgid(child) == child:
+                found.append(child)
+        except ProcessLookupError:
+            continue
+    return found

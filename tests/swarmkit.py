@@ -8,14 +8,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from potluck.binding import PeerIdentity, load_or_create_peer_identity, make_binding
+from potluck.identity import AccountKey
 from potluck.manifest import SignedManifest, sign_manifest, verify_manifest
-from potluck.node.binding import PeerIdentity, load_or_create_peer_identity, make_binding
-from potluck.node.identity import AccountKey
-from potluck.node.sketch import SKETCH_DIM, num_segments
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.report_pb2 import AveragingRound, ContributionReport
-from potluck.proto.signing import PURPOSE_REPORT, seal
-from potluck.swarm_config import parse_swarm_config, render_swarm_template
+from potluck.proto.wire import SKETCH_DIM, num_segments
+from potluck.signing import PURPOSE_REPORT, seal
+from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template
 
 
 def submit_reports(stub, reports: list[bytes], *, per_message: int = 64, timeout: float = 30) -> list[pb.ReportAck]:

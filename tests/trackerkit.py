@@ -11,7 +11,7 @@ from swarmkit import Volunteer, make_manifest
 from potluck.manifest import SignedManifest
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.tracker_pb2_grpc import LedgerStub, TrackerStub
-from potluck.tracker.app import Tracker, TrackerConfig
+from potluck.tracker.tracker import Tracker, TrackerConfig
 
 
 class RunningTracker:

@@ -8,7 +8,6 @@ of seq_len + 1 bytes that never crosses a shard boundary, at an offset drawn fro
 from __future__ import annotations
 
 import bisect
-import hashlib
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from potluck.errors import ConfigError, VerificationError
+from potluck.datasets import check_sha256
+from potluck.errors import ConfigError
 from potluck.node.tasks.base import TaskBase, derive_sample_seed, require_positive_int, uniform_indices
 
 VOCAB_SIZE = 256
@@ -33,10 +33,8 @@ def load_shards(paths_by_sha256: Mapping[str, str | Path]) -> list[tuple[str, by
     shards = []
     for expected, path in sorted(paths_by_sha256.items()):
         data = Path(path).read_bytes()
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != expected.lower():
-            raise VerificationError(f"shard {path}: sha256 expected {expected.lower()}, got {actual}")
-        shards.append((actual, data))
+        check_sha256(data, expected.lower(), f"shard {path}")
+        shards.append((expected.lower(), data))
     return shards
 
 

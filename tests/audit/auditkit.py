@@ -15,14 +15,14 @@ from nacl.signing import SigningKey
 from typer.testing import CliRunner
 
 from potluck.cli import app
-from potluck.node.identity import AccountKey
+from potluck.entries import decode_entry, dedup_key, grant_entry, serialize_entry
+from potluck.identity import AccountKey
 from potluck.proto import tracker_pb2 as pb
-from potluck.tracker.ledger.entries import decode_entry, dedup_key, grant_entry, serialize_entry
+from potluck.tlog.merkle import leaf_hash
+from potluck.tlog.note import verifier_key_text
 from potluck.tracker.ledger.ledger import Ledger
-from potluck.tracker.ledger.merkle import leaf_hash
-from potluck.tracker.ledger.note import verifier_key_text
 from potluck.tracker.ledger.store import StoredEntry, open_store
-from potluck.tracker.ledger_service import LedgerService
+from potluck.tracker.service.ledger_service import LedgerService
 
 LOG_KEY = SigningKey(b"\x17" * 32)
 VERIFIER_KEY = verifier_key_text(ORIGIN, LOG_KEY.verify_key)
@@ -125,7 +125,7 @@ class Tracker:
         args = ["audit", "verify", "--tracker", self.address, "--log-key", log_key or self.verifier_key,
                 "--timeout", "20"]
         if state is not None:
-            args += ["--state", str(state)]
+            args += ["--state-dir", str(state)]
         return self.cli(*args, *extra)
 
     def stop_server(self) -> None:

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from potluck.tracker.ledger import leaf_hash, root_from_leaf_hashes, verify_checkpoint
+from potluck.tlog import leaf_hash, root_from_leaf_hashes, verify_checkpoint
 
 pytestmark = pytest.mark.timeout(60)
 

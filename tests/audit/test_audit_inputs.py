@@ -29,7 +29,7 @@ def closed_port() -> int:
 def test_unreachable_tracker(closed_port, tracker, tmp_path):
     address = f"127.0.0.1:{closed_port}"
     key = tracker.verifier_key
-    for args in (["audit", "verify", "--tracker", address, "--log-key", key, "--state", str(tmp_path / "s")],
+    for args in (["audit", "verify", "--tracker", address, "--log-key", key, "--state-dir", str(tmp_path / "s")],
                  ["audit", "export", "--tracker", address, "--out", str(tmp_path / "e")],
                  ["credits", "receipt", "--tracker", address, "--index", "0", "-o", str(tmp_path / "r")]):
         err = one_line_error([*args, "--timeout", "5"])
@@ -45,7 +45,7 @@ def test_unreachable_tracker(closed_port, tracker, tmp_path):
 ])
 def test_malformed_log_key(tracker, tmp_path, log_key, reason):
     err = one_line_error(["audit", "verify", "--tracker", tracker.address, "--log-key", log_key,
-                          "--state", str(tmp_path / "s")])
+                          "--state-dir", str(tmp_path / "s")])
     assert "--log-key" in err and reason in err
 
 
@@ -61,16 +61,16 @@ def test_compare_file_that_is_not_a_checkpoint(tracker, log40, tmp_path):
     junk = tmp_path / "junk.checkpoint"
     junk.write_text("this is not a signed note\n")
     err = one_line_error(["audit", "verify", "--tracker", tracker.address, "--log-key", tracker.verifier_key,
-                          "--state", str(tmp_path / "s"), "--compare", str(junk)])
+                          "--state-dir", str(tmp_path / "s"), "--compare", str(junk)])
     assert f"--compare {junk}: not a checkpoint signed by the log key: malformed note" in err
     err = one_line_error(["audit", "verify", "--tracker", tracker.address, "--log-key", tracker.verifier_key,
-                          "--state", str(tmp_path / "s"), "--compare", str(tmp_path / "missing")])
+                          "--state-dir", str(tmp_path / "s"), "--compare", str(tmp_path / "missing")])
     assert "cannot read" in err
 
 
 def test_bad_tracker_address(tracker, tmp_path):
     err = one_line_error(["audit", "verify", "--tracker", "localhost", "--log-key", tracker.verifier_key,
-                          "--state", str(tmp_path / "s")])
+                          "--state-dir", str(tmp_path / "s")])
     assert "--tracker: must be HOST:PORT with a port from 1 to 65535 (got 'localhost')" in err
 
 

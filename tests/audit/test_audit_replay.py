@@ -7,10 +7,10 @@ from auditkit import ACCOUNTS, ORIGIN, build_log, inflated, stolen
 from ledgerkit import grant, signed_report, vest
 
 from potluck.audit.replay import Replay
-from potluck.node.binding import load_or_create_peer_identity, make_binding
+from potluck.binding import load_or_create_peer_identity, make_binding
+from potluck.entries import decode_entry, serialize_entry
 from potluck.proto.envelope_pb2 import SignedEnvelope
 from potluck.proto.ledger_pb2 import BindingRecord, LedgerEntry
-from potluck.tracker.ledger.entries import decode_entry, serialize_entry
 
 pytestmark = pytest.mark.timeout(60)
 

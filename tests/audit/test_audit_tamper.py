@@ -10,7 +10,7 @@ import pytest
 from auditkit import ACCOUNTS, build_log, inflated, stolen
 from nacl.signing import SigningKey
 
-from potluck.tracker.ledger.note import verifier_key_text
+from potluck.tlog.note import verifier_key_text
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -51,7 +51,7 @@ def test_the_console_script_verifies_and_keeps_json_on_stdout(tracker, log40, tm
     reader.start()
     try:
         run = subprocess.run([str(script), "audit", "verify", "--tracker", tracker.address, "--log-key",
-                              str(log_pub), "--state", str(tmp_path / "auditor"), "--json"],
+                              str(log_pub), "--state-dir", str(tmp_path / "auditor"), "--json"],
                              stdout=subprocess.PIPE, stderr=terminal, text=True, timeout=60, env={**os.environ})
     finally:
         os.close(terminal)

@@ -16,8 +16,8 @@ import torch
 
 from potluck.cli import main
 from potluck.node import supervisor, training
-from potluck.node.sketch import SKETCH_DIM, num_segments
 from potluck.node.training import WindowStats
+from potluck.proto.wire import SKETCH_DIM, num_segments
 
 MODE, CHEAT_AFTER = sys.argv[1], int(sys.argv[2])
 sys.argv = [sys.argv[0], *sys.argv[3:]]

@@ -35,15 +35,15 @@ import pytest
 from proctree import descendant_pids
 from swarmkit import Volunteer, make_manifest, submit_reports
 
-from potluck.audit.client import LedgerClient
+from potluck.binding import load_or_create_peer_identity
+from potluck.entries import decode_entry
+from potluck.identity import load_account_key
 from potluck.manifest import verify_manifest
-from potluck.node.binding import load_or_create_peer_identity
-from potluck.node.identity import load_account_key
 from potluck.node.outbox import Outbox
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.tracker_pb2_grpc import TrackerStub
-from potluck.tracker.ledger.entries import decode_entry
-from potluck.tracker.local_swarm import LocalSwarm, local_swarm_config
+from potluck.tracker.swarm.local_swarm import LocalSwarm, local_swarm_config
+from potluck.tracker_client import TrackerClient
 
 CHEATER = str(Path(__file__).with_name("cheater.py"))
 EPOCHS = 6
@@ -75,8 +75,11 @@ def outcome(tmp_path_factory) -> Outcome:
     try:
         info = swarm.start()
         for name, cheat_after in PLAYERS.items():
-            program = None if cheat_after is None else [sys.executable, CHEATER, name, str(cheat_after)]
-            swarm.start_node(name, max_epochs=EPOCHS, program=program)
+            if cheat_after is None:
+                swarm.start_node(name, max_epochs=EPOCHS)
+            else:  # the same `node join` arguments, given to tests/e2e/cheater.py
+                swarm.spawn_node(name, [sys.executable, CHEATER, name, str(cheat_after),
+                                        *swarm.node_args(name, max_epochs=EPOCHS)])
             time.sleep(1.0)
         codes = swarm.wait_nodes(700)
         time.sleep(15.0)  # the verifier's last verdicts
@@ -92,7 +95,7 @@ def outcome(tmp_path_factory) -> Outcome:
             result.grants[name] = {r.sequence: r.entry_index for r in outbox.reports("acked")}
             result.rejected[name] = [r.reason for r in outbox.reports("rejected")]
             outbox.close()
-        with LedgerClient(info["tracker"]) as client:
+        with TrackerClient(info["tracker"]) as client:
             result.entries = [decode_entry(d) for chunk in client.entries(0, result.size_after_direct) for d in chunk]
     finally:
         swarm.stop()

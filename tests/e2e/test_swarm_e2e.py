@@ -13,18 +13,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import pytest
-from proctree import descendant_pids
+from proctree import descendant_pids, worker_pids
 
-from potluck.audit.client import LedgerClient
-from potluck.node.identity import load_account_key
+from potluck.entries import decode_entry
+from potluck.errors import TrackerError
+from potluck.identity import load_account_key
 from potluck.node.outbox import Outbox
 from potluck.proto.report_pb2 import ContributionReport
-from potluck.proto.signing import PURPOSE_ATTESTATION, PURPOSE_REPORT, open_envelope, parse_envelope
-from potluck.tracker.ledger import verify_receipt
-from potluck.tracker.ledger.entries import decode_entry
-from potluck.tracker.local_swarm import LocalSwarm
+from potluck.signing import PURPOSE_ATTESTATION, PURPOSE_REPORT, open_envelope, parse_envelope
+from potluck.tlog import verify_receipt
+from potluck.tracker.swarm.local_swarm import LocalSwarm
+from potluck.tracker_client import TrackerClient
 
 SCENARIO_TIMEOUT = 900
 EPOCHS = 8  # per volunteer: enough epochs after the kill for all three to be in step in one
@@ -78,7 +78,7 @@ def scenario(tmp_path_factory) -> Scenario:
             time.sleep(1.0)
         wait_until(lambda: swarm.status().epoch >= 2, 300, "epoch 2")
         # SIGKILL one volunteer's worker group: its DHT, p2pd and averagers die at once, mid-training.
-        [worker] = swarm.nodes["v1"].worker_pids()
+        [worker] = worker_pids(swarm.nodes["v1"].popen.pid)
         killed_at_epoch = swarm.status().epoch
         os.killpg(worker, signal.SIGKILL)
         wait_until(lambda: swarm.status().epoch >= killed_at_epoch + 1, 300, "the swarm to move on")
@@ -87,7 +87,7 @@ def scenario(tmp_path_factory) -> Scenario:
         codes = swarm.wait_nodes(600)
         watching.set()
         watcher.join()
-        with LedgerClient(info["tracker"]) as client:
+        with TrackerClient(info["tracker"]) as client:
             previous = None
             for _ in range(12):  # let the verifier decide the last checks and the policy vest
                 balances = {b.account_id: b for b in client.balances().balances}
@@ -97,7 +97,7 @@ def scenario(tmp_path_factory) -> Scenario:
                 time.sleep(5.0)
             entries = [data for chunk in client.entries(0, client.balances().tree_size) for data in chunk]
         audit = swarm.run_cli("audit", "verify", "--tracker", info["tracker"], "--log-key",
-                              str(swarm.state_dir / "log.pub"), "--state", str(workdir / "auditor"),
+                              str(swarm.state_dir / "log.pub"), "--state-dir", str(workdir / "auditor"),
                               home=workdir / "auditor", timeout=300)
         accounts = {name: load_account_key(workdir / name / "account.key").account_id for name in swarm.nodes}
         result = Scenario(workdir, codes, killed_at_epoch, late_joined_at_epoch, accounts, entries=entries,
@@ -119,7 +119,7 @@ def _watch_spread(swarm: LocalSwarm, spreads: dict, done: threading.Event) -> No
     while not done.wait(1.0):
         try:
             spread = swarm.status().spread
-        except grpc.RpcError:
+        except TrackerError:
             continue
         if spread.num_peers >= spreads.get(spread.epoch, (0, 0.0))[0]:
             spreads[spread.epoch] = (spread.num_peers, spread.relative)

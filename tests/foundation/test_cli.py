@@ -58,7 +58,7 @@ def test_identity_create_and_show(potluck_home):
 
 
 def test_known_errors_are_one_line_with_exit_code_1(potluck_home):
-    result = runner.invoke(app, ["identity", "show", "--path", str(potluck_home / "missing.key")])
+    result = runner.invoke(app, ["identity", "show", "--identity", str(potluck_home / "missing.key")])
     assert result.exit_code == 1
     assert result.output.strip() == f"error: {potluck_home / 'missing.key'}: key file does not exist; " \
                                     "create one with `potluck identity create`"
@@ -83,12 +83,12 @@ def test_subprocess_error_is_one_line_and_debug_shows_traceback(tmp_path):
     key = tmp_path / "account.key"
     key.write_text("garbage\n")
     os.chmod(key, 0o600)
-    result = potluck("identity", "show", "--path", str(key))
+    result = potluck("identity", "show", "--identity", str(key))
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
         f"error: {key}: corrupt key file (expected first line 'potluck-account-key-v1', got 'garbage')"]
-    debug = potluck("identity", "show", "--path", str(key), env={"POTLUCK_DEBUG": "1"})
+    debug = potluck("identity", "show", "--identity", str(key), env={"POTLUCK_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 

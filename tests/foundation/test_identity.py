@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from potluck.errors import KeyFileError
-from potluck.node.identity import KEY_FILE_HEADER, create_account_key, load_account_key
+from potluck.identity import KEY_FILE_HEADER, create_account_key, load_account_key
 
 pytestmark = pytest.mark.timeout(30)
 

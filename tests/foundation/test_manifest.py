@@ -8,10 +8,10 @@ import textwrap
 import pytest
 
 from potluck.errors import ConfigError, VerificationError
-from potluck.manifest import manifest_id, serialize_manifest, sign_manifest, verify_manifest
-from potluck.node.identity import AccountKey
+from potluck.identity import AccountKey
+from potluck.manifest import manifest_id, param_dict, serialize_manifest, sign_manifest, verify_manifest
 from potluck.proto.envelope_pb2 import SignedEnvelope
-from potluck.swarm_config import param_dict, parse_swarm_config, render_swarm_template
+from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -95,8 +95,8 @@ def test_identical_bytes_across_runs_and_processes(tmp_path):
         import sys
         from nacl.signing import SigningKey
         from potluck.manifest import sign_manifest
-        from potluck.node.identity import AccountKey
-        from potluck.swarm_config import parse_swarm_config
+        from potluck.identity import AccountKey
+        from potluck.tracker.swarm.swarm_config import parse_swarm_config
         key = AccountKey(SigningKey(bytes.fromhex("{bytes(LEAD.signing_key).hex()}")))
         sys.stdout.buffer.write(sign_manifest(parse_swarm_config(open(sys.argv[1]).read()), key))
         """
@@ -125,7 +125,7 @@ def test_another_signer_is_rejected():
 
 def test_envelope_origin_must_match_the_manifest():
     envelope = SignedEnvelope.FromString(sign_manifest(parse_swarm_config(GOOD), LEAD))
-    from potluck.proto.signing import PURPOSE_MANIFEST, seal
+    from potluck.signing import PURPOSE_MANIFEST, seal
 
     resealed = seal(envelope.payload, purpose=PURPOSE_MANIFEST, origin="another-origin",
                     signing_key=LEAD.signing_key)

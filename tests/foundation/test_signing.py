@@ -7,7 +7,7 @@ from nacl.signing import SigningKey
 
 from potluck.errors import VerificationError
 from potluck.proto.envelope_pb2 import SignedEnvelope
-from potluck.proto.signing import (
+from potluck.signing import (
     PURPOSE_MANIFEST,
     PURPOSE_REPORT,
     open_envelope,

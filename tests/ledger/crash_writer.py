@@ -12,9 +12,9 @@ import sys
 from ledgerkit import ORIGIN, grant
 from nacl.signing import SigningKey
 
-from potluck.node.identity import AccountKey
-from potluck.tracker.ledger import leaf_hash
-from potluck.tracker.ledger.entries import serialize_entry
+from potluck.entries import serialize_entry
+from potluck.identity import AccountKey
+from potluck.tlog import leaf_hash
 from potluck.tracker.ledger.ledger import Ledger
 from potluck.tracker.ledger.store import open_store
 

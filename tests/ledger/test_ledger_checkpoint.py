@@ -9,8 +9,8 @@ import pytest
 from nacl.signing import SigningKey
 
 from potluck.errors import VerificationError
-from potluck.tracker.ledger.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
-from potluck.tracker.ledger.note import sign_note, verifier_key_text
+from potluck.tlog.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from potluck.tlog.note import sign_note, verifier_key_text
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,7 +15,7 @@ import pytest
 from ledgerkit import ORIGIN
 from nacl.signing import SigningKey
 
-from potluck.tracker.ledger import leaf_hash, root_from_leaf_hashes, verify_checkpoint, verify_consistency
+from potluck.tlog import leaf_hash, root_from_leaf_hashes, verify_checkpoint, verify_consistency
 from potluck.tracker.ledger.ledger import MAX_ENTRIES_PER_READ, Ledger
 from potluck.tracker.ledger.store import open_store
 

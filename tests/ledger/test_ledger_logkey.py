@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from potluck.errors import KeyFileError
-from potluck.tracker.ledger.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from potluck.tlog.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from potluck.tlog.note import verifier_key_text
 from potluck.tracker.ledger.logkey import load_or_create_log_key
-from potluck.tracker.ledger.note import verifier_key_text
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -97,7 +97,7 @@ def test_refuses_corrupt_or_truncated_files(tmp_path: Path, content: bytes, comp
 def test_refuses_a_key_of_the_wrong_length(tmp_path: Path) -> None:
     import base64
 
-    from potluck.tracker.ledger.note import key_id
+    from potluck.tlog.note import key_id
 
     seed31 = base64.b64encode(b"\x01" + bytes(31)).decode()
     path = tmp_path / "log.key"

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from potluck.errors import VerificationError
-from potluck.tracker.ledger.merkle import (
+from potluck.tlog.merkle import (
     EMPTY_ROOT,
     MerkleTree,
     leaf_hash,

@@ -13,7 +13,7 @@ import hashlib
 import pytest
 
 from potluck.errors import VerificationError
-from potluck.tracker.ledger.merkle import (
+from potluck.tlog.merkle import (
     EMPTY_ROOT,
     MerkleTree,
     leaf_hash,

@@ -15,7 +15,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from potluck.errors import VerificationError
-from potluck.tracker.ledger.note import (
+from potluck.tlog.note import (
     key_id,
     open_note,
     parse_signer_key,

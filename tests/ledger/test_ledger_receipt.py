@@ -8,10 +8,10 @@ import pytest
 from nacl.signing import SigningKey
 
 from potluck.errors import VerificationError
-from potluck.tracker.ledger.checkpoint import Checkpoint, sign_checkpoint
-from potluck.tracker.ledger.merkle import MerkleTree, leaf_hash
-from potluck.tracker.ledger.note import verifier_key_text
-from potluck.tracker.ledger.receipt import make_receipt, parse_receipt, verify_receipt
+from potluck.tlog.checkpoint import Checkpoint, sign_checkpoint
+from potluck.tlog.merkle import MerkleTree, leaf_hash
+from potluck.tlog.note import verifier_key_text
+from potluck.tlog.receipt import make_receipt, parse_receipt, verify_receipt
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,13 +8,13 @@ from grpckit import ServerThread
 from ledgerkit import FLOPS_PER_CREDIT, ORIGIN, grant
 from nacl.signing import SigningKey
 
-from potluck.node.identity import AccountKey
+from potluck.identity import AccountKey
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.tracker_pb2_grpc import LedgerStub
-from potluck.tracker.ledger import leaf_hash, verify_checkpoint, verify_consistency, verify_inclusion, verify_receipt
+from potluck.tlog import leaf_hash, verify_checkpoint, verify_consistency, verify_inclusion, verify_receipt
 from potluck.tracker.ledger.ledger import Ledger
 from potluck.tracker.ledger.store import open_store
-from potluck.tracker.ledger_service import LedgerService
+from potluck.tracker.service.ledger_service import LedgerService
 
 pytestmark = pytest.mark.timeout(60)
 ALICE = AccountKey.generate()
@@ -59,7 +59,7 @@ def test_answers_verify(served):
     ("GetReceipt", pb.ReceiptRequest(index=2500), grpc.StatusCode.OUT_OF_RANGE, "no entry 2500"),
     ("GetEntries", pb.EntriesRequest(start=10, end=2), grpc.StatusCode.INVALID_ARGUMENT, "start 10 is after end 2"),
     ("GetEntries", pb.EntriesRequest(start=0, end=2501), grpc.StatusCode.OUT_OF_RANGE, "the log has 2500"),
-    ("GetBalances", pb.BalancesRequest(account_id="xyz"), grpc.StatusCode.INVALID_ARGUMENT, "64 lowercase hex"),
+    ("GetBalances", pb.BalancesRequest(account_id="xyz"), grpc.StatusCode.INVALID_ARGUMENT, "64 hex digits"),
 ])
 def test_bad_requests_get_precise_statuses_and_the_server_stays_up(served, call, request_, code, reason):
     _, stub, _ = served

@@ -6,8 +6,8 @@ from ledgerkit import FLOPS_PER_SAMPLE, ORIGIN, grant, vest
 from nacl.signing import SigningKey
 
 from potluck.errors import VerificationError
-from potluck.node.identity import AccountKey
-from potluck.tracker.ledger import (
+from potluck.identity import AccountKey
+from potluck.tlog import (
     leaf_hash,
     verify_checkpoint,
     verify_consistency,

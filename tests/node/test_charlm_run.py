@@ -25,9 +25,10 @@ import torch
 from proctree import descendant_pids
 
 from potluck.errors import VerificationError
-from potluck.node.sketch import SKETCH_DIM, num_segments
+from potluck.node.hivemind_config import HivemindConfig
 from potluck.node.tasks import get_task, load_shards
 from potluck.node.training import TrainingConfig, TrainingWorker
+from potluck.proto.wire import SKETCH_DIM, num_segments
 
 CTX = mp.get_context("fork")
 CORPUS = Path(__file__).parent / "corpus"
@@ -56,10 +57,11 @@ def _train(shards: list[tuple[str, bytes]], out: mp.Queue, stop) -> None:
     logging.getLogger("hivemind").setLevel(logging.WARNING)
     try:
         task = get_task("charlm", PARAMS, shards=shards)
-        config = TrainingConfig(
-            run_id="potluck_test_charlm", data_seed=b"potluck charlm test seed", account_id=ACCOUNT,
-            target_batch_size=STEPS_PER_WINDOW * BATCH_SIZE, batch_size_per_step=BATCH_SIZE, learning_rate=3e-3,
-            matchmaking_time=1.0, averaging_timeout=5.0)
+        hivemind = HivemindConfig(run_id="potluck_test_charlm", initial_peers=(),
+                                  target_batch_size=STEPS_PER_WINDOW * BATCH_SIZE, learning_rate=3e-3,
+                                  matchmaking_time=1.0, averaging_timeout=5.0, compression="none")
+        config = TrainingConfig(hivemind=hivemind, data_seed=b"potluck charlm test seed", account_id=ACCOUNT,
+                                batch_size_per_step=BATCH_SIZE)
         worker = TrainingWorker(config, task, on_window=lambda stats: out.put(("window", asdict(stats))))
         worker.run(stop, max_windows=NUM_WINDOWS)
         out.put(("done", task.num_parameters()))
@@ -141,5 +143,5 @@ def test_a_corpus_file_that_differs_from_its_pinned_hash_is_refused(tmp_path):
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0x20  # one letter's case
     victim.write_bytes(bytes(data))
-    with pytest.raises(VerificationError, match=f"shard {victim}: sha256 expected {min(copies)}, got "):
+    with pytest.raises(VerificationError, match=f"shard {victim}: expected sha256 {min(copies)}, got "):
         load_shards(copies)

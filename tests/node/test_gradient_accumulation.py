@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(120)
 
 SCRIPT = textwrap.dedent("""
     import json, torch, hivemind
-    from potluck.node.worker_attest import AttestingGradientAverager
+    from potluck.node.attesting_averager import AttestingGradientAverager
 
     torch.manual_seed(0)
     params = [torch.nn.Parameter(torch.zeros(5, 3)), torch.nn.Parameter(torch.zeros(7))]

@@ -21,7 +21,7 @@ from proctree import descendant_pids
 from swarmkit import make_manifest
 from trackerkit import RunningTracker
 
-from potluck.node.identity import load_account_key
+from potluck.identity import load_account_key
 
 pytestmark = pytest.mark.timeout(90)
 

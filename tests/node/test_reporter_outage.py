@@ -10,12 +10,13 @@ import pytest
 from swarmkit import Volunteer
 from trackerkit import RunningTracker
 
+from potluck.entries import decode_entry
 from potluck.node.outbox import Outbox
 from potluck.node.reporter import Reporter
 from potluck.proto import tracker_pb2 as pb
-from potluck.tracker.intake import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
-from potluck.tracker.ledger import verify_receipt
-from potluck.tracker.ledger.entries import decode_entry
+from potluck.proto.wire import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
+from potluck.tlog import verify_receipt
+from potluck.tracker_client import TrackerClient
 
 OUTAGE_SECONDS = 30.0
 
@@ -34,7 +35,8 @@ def test_every_report_reaches_the_tracker_exactly_once_across_an_outage(tmp_path
     volunteer = Volunteer.create(tmp_path)
     tracker.stub.Register(pb.RegisterRequest(binding=volunteer.binding(manifest)), timeout=10)
     outbox = Outbox(tmp_path / "node" / "outbox.sqlite")
-    reporter = Reporter(outbox, tracker.address, log_key=tracker.tracker.log_key, rpc_timeout=5.0, max_backoff=4.0)
+    client = TrackerClient(tracker.address)
+    reporter = Reporter(outbox, client, log_key=tracker.tracker.log_key, rpc_timeout=5.0, max_backoff=4.0)
     stop = threading.Event()
     thread = threading.Thread(target=reporter.run, args=(stop,), daemon=True)
     thread.start()
@@ -70,7 +72,7 @@ def test_every_report_reaches_the_tracker_exactly_once_across_an_outage(tmp_path
     finally:
         stop.set()
         thread.join(timeout=30)
-        reporter.close()
+        client.close()
         outbox.close()
         tracker.stop()
 
@@ -82,12 +84,13 @@ def test_rejected_reports_are_kept_with_the_reason_and_not_retried(tmp_path):
         volunteer = Volunteer.create(tmp_path)  # never registers its binding
         outbox = Outbox(tmp_path / "outbox.sqlite")
         outbox.put(1, volunteer.report(tracker.manifest, 1))
-        reporter = Reporter(outbox, tracker.address)
+        client = TrackerClient(tracker.address)
+        reporter = Reporter(outbox, client)
         assert reporter.flush(timeout=20)
         [rejected] = outbox.reports("rejected")
         assert "register the binding first" in rejected.reason
         assert reporter.send_once() and outbox.counts().rejected == 1 and tracker.tracker.ledger.size == 0
-        reporter.close()
+        client.close()
         outbox.close()
     finally:
         tracker.stop()
@@ -112,14 +115,15 @@ def flush_to_a_tracker(tmp_path, make_reports, **reporter_options) -> Flushed:
         reports = make_reports(volunteer, tracker.manifest)
         for sequence, report in enumerate(reports, start=1):
             outbox.put(sequence, report)
-        reporter = Reporter(outbox, tracker.address, log_key=tracker.tracker.log_key, **reporter_options)
+        client = TrackerClient(tracker.address)
+        reporter = Reporter(outbox, client, log_key=tracker.tracker.log_key, **reporter_options)
         try:
             flushed = reporter.flush(timeout=30)
             entries = [decode_entry(d) for d in tracker.tracker.ledger.entries(0, tracker.tracker.ledger.size)]
             return Flushed(reports, flushed, reporter.last_error, outbox.counts().acked,
                            sum(e.WhichOneof("kind") == "grant" for e in entries))
         finally:
-            reporter.close()
+            client.close()
             outbox.close()
     finally:
         tracker.stop()

@@ -10,8 +10,9 @@ import textwrap
 
 import torch
 
-from potluck.node.sketch import SKETCH_DIM, SketchProjector, gradient_sketch, sketch_seed, state_digest
+from potluck.node.sketch import SketchProjector, gradient_sketch, sketch_seed, state_digest
 from potluck.node.tasks import get_task
+from potluck.proto.wire import SKETCH_DIM
 
 SEED = b"sketch seed"
 

@@ -150,7 +150,7 @@ def test_load_shards_checks_every_hash(tmp_path):
     wrong = "0" * 64
     tampered = dict(paths)
     tampered[wrong] = tampered.pop(CORPUS[0][0])
-    expected = rf"^shard {tampered[wrong]}: sha256 expected {wrong}, got {CORPUS[0][0]}$"
+    expected = rf"^shard {tampered[wrong]}: expected sha256 {wrong}, got {CORPUS[0][0]}$"
     with pytest.raises(VerificationError, match=expected):
         load_shards(tampered)
 

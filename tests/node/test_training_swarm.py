@@ -8,6 +8,7 @@ reaped, so that hivemind's DHT, averager and p2pd grandchildren go with it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import faulthandler
 import logging
 import multiprocessing as mp
@@ -25,18 +26,12 @@ import torch
 from hivemind.p2p import PeerID
 from proctree import descendant_pids, stat_fields
 
-from potluck.node.sketch import (
-    SKETCH_DIM,
-    SketchProjector,
-    announced_states_key,
-    num_segments,
-    segment_steps,
-    sketch_seed,
-    state_digest,
-)
+from potluck.node.hivemind_config import HivemindConfig
+from potluck.node.sketch import SketchProjector, announced_states_key, sketch_seed, state_digest
 from potluck.node.tasks import get_task
 from potluck.node.training import TrainingConfig, TrainingWorker
-from potluck.tracker.state_fetch import StateFetcher
+from potluck.proto.wire import SKETCH_DIM, num_segments, segment_steps
+from potluck.tracker.verifier.state_fetcher import StateFetcher
 
 CTX = mp.get_context("fork")
 DATA_SEED = b"potluck test swarm seed"
@@ -55,10 +50,22 @@ BASE_CONFIG = dict(
     target_batch_size=NUM_TRAINERS * 32 * 200,
     batch_size_per_step=32,
     learning_rate=1e-2,
-    matchmaking_time=2.0,
+    # 3 s, as the swarm template: with 2 s, on a machine half as fast as usual (Ed25519 verifications at
+    # 15k/s instead of 27k/s), a trainer missed its groupmates' round in 4 of 11 epochs.
+    matchmaking_time=3.0,
     averaging_timeout=10.0,
+    compression="none",
     load_state_timeout=30.0,
 )
+
+
+def training_config(account_id: str, config: dict) -> TrainingConfig:
+    """A `TrainingConfig` from the scenario's flat config: the swarm's hivemind settings, and the peer's own."""
+    swarm_keys = {f.name for f in dataclasses.fields(HivemindConfig)}
+    swarm = {k: tuple(v) if k == "initial_peers" else v for k, v in config.items() if k in swarm_keys}
+    hivemind = HivemindConfig(**swarm)
+    return TrainingConfig(hivemind=hivemind, account_id=account_id,
+                          **{k: v for k, v in config.items() if k not in swarm_keys})
 
 
 def account(index: int) -> str:
@@ -131,7 +138,7 @@ def _run_trainer(index: int, config: dict, out: mp.Queue, go, stop, expected_pee
         out.put(dict(kind="window", params_after=params_bytes(worker), time=time.monotonic(), **asdict(stats)))
 
     worker = TrainingWorker(
-        TrainingConfig(account_id=account_id, **config),
+        training_config(account_id, config),
         get_task(TASK),
         on_window=on_window,
         on_ready=on_ready,
@@ -336,9 +343,29 @@ def _trainers() -> list[str]:
     return [account(i) for i in range(NUM_TRAINERS)]
 
 
-def _epochs_all_closed(record: SwarmRecord, accounts: list[str]) -> list[int]:
-    common = set.intersection(*({w["epoch"] for w in record.windows[a]} for a in accounts))
-    return sorted(common)
+# Peers that average together close their windows within milliseconds of each other (the round's end);
+# windows of one peer are seconds apart. hivemind may number one round differently on different peers:
+# after a partial round, the peer that missed it can lead or trail its groupmates by one epoch for the
+# rest of the run (measured here: "Transitioning to epoch 5" on one peer, 4 on two, after one shared
+# state round). So rounds are matched by time, not by epoch number.
+ROUND_SKEW = 2.0
+
+
+def _same_round(record: SwarmRecord, account_id: str, window: dict) -> dict | None:
+    """The window `account_id` closed in the same averaging round as `window`, if it closed one then."""
+    nearest = min(record.windows.get(account_id, ()), key=lambda w: abs(w["time"] - window["time"]), default=None)
+    return nearest if nearest is not None and abs(nearest["time"] - window["time"]) < ROUND_SKEW else None
+
+
+def _shared_rounds(record: SwarmRecord) -> list[list[dict]]:
+    """Every round all trainers averaged in together: one window each, each naming the others as groupmates."""
+    first, *others = _trainers()
+    rounds = []
+    for window in record.windows[first]:
+        windows = [window, *(_same_round(record, a, window) for a in others)]
+        if all(w is not None and len(w["groupmates"]) == NUM_TRAINERS - 1 for w in windows):
+            rounds.append(windows)
+    return rounds
 
 
 # ---------------------------------------------------------------- tests
@@ -374,21 +401,18 @@ def test_trainers_average_with_their_groupmates_and_record_their_attestations(sw
 
 @pytest.mark.timeout(SCENARIO_TIMEOUT)
 def test_parameters_agree_across_trainers_after_the_last_averaging_round(swarm):
-    def averaged_together(epoch: int) -> bool:
-        windows = [swarm.window(a, epoch) for a in _trainers()]
-        return all(w is not None and len(w["groupmates"]) == NUM_TRAINERS - 1 for w in windows)
-
-    epochs = [e for e in _epochs_all_closed(swarm, _trainers()) if averaged_together(e)]
-    assert len(epochs) >= TRAIN_UNTIL_EPOCH - 1
-    disagreements = {}
-    for epoch in epochs:
-        states = [_params(swarm.window(a, epoch)["params_after"]) for a in _trainers()]
-        disagreements[epoch] = max((s - states[0]).abs().max().item() for s in states[1:])
+    rounds = _shared_rounds(swarm)
+    assert len(rounds) >= TRAIN_UNTIL_EPOCH - 1
+    disagreements = {}  # (the epoch each trainer numbered the round) -> largest difference
+    for windows in rounds:
+        states = [_params(w["params_after"]) for w in windows]
+        disagreements[tuple(w["epoch"] for w in windows)] = max((s - states[0]).abs().max().item()
+                                                                for s in states[1:])
     print(f"largest parameter difference between trainers after each shared round: {disagreements}")
     # Measured: exactly 0 once peers are in step; but a peer that missed a round drifts until the next
     # state averaging, and its state digest differs until then.
-    assert disagreements[epochs[-1]] < 1e-5
-    assert sum(d < 1e-5 for d in disagreements.values()) >= len(epochs) - 2
+    assert list(disagreements.values())[-1] < 1e-5
+    assert sum(d < 1e-5 for d in disagreements.values()) >= len(rounds) - 2
 
 
 @pytest.mark.timeout(SCENARIO_TIMEOUT)
@@ -442,12 +466,13 @@ def test_late_node_loads_the_swarm_state_and_then_averages_with_it(swarm):
     fresh = torch.nn.utils.parameters_to_vector(get_task(TASK).build_model().parameters()).detach()
     assert not torch.allclose(loaded, fresh, atol=1e-3)
     # The state it downloaded is the state the swarm entered its epoch with (or, if the swarm moved on
-    # during the download, the one before).
+    # during the download, the one before). The epoch is the number its source gave the round, which may
+    # lead or trail another trainer's by one (see ROUND_SKEW).
     distances = {
         (a[:4], w["epoch"] + 1): (loaded - _params(w["params_after"])).abs().max().item()
         for a in _trainers()
         for w in swarm.windows[a]
-        if w["epoch"] + 1 in (ready["epoch"], ready["epoch"] - 1)
+        if abs(w["epoch"] + 1 - ready["epoch"]) <= 1 or w["epoch"] + 1 == ready["epoch"] - 2
     }
     print(f"late node at epoch {ready['epoch']}: distance to trainers' states {distances}")
     assert min(distances.values()) < 1e-5
@@ -458,7 +483,7 @@ def test_late_node_loads_the_swarm_state_and_then_averages_with_it(swarm):
     for window in averaged:
         assert set(window["groupmates"]) <= trainer_peers and window["groupmates"]
         for account_id in _trainers():
-            other = swarm.window(account_id, window["epoch"])
+            other = _same_round(swarm, account_id, window)
             if other is not None and other["peer_id"] in window["groupmates"]:  # we stepped together
                 assert torch.allclose(_params(window["params_after"]), _params(other["params_after"]), atol=1e-5)
 

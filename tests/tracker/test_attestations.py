@@ -5,12 +5,12 @@ import pytest
 from swarmkit import submit_reports
 from trackerkit import registered
 
-from potluck.node.identity import AccountKey
+from potluck.entries import decode_entry
+from potluck.identity import AccountKey
 from potluck.node.reports import attestation
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.envelope_pb2 import SignedEnvelope
 from potluck.proto.report_pb2 import AveragingRound
-from potluck.tracker.ledger.entries import decode_entry
 
 pytestmark = pytest.mark.timeout(60)
 

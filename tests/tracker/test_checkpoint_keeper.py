@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from potluck.node.tasks import get_task
-from potluck.tracker.checkpoint_keeper import CheckpointKeeper
+from potluck.tracker.verifier.checkpoint_keeper import CheckpointKeeper
 
 pytestmark = pytest.mark.timeout(30)
 

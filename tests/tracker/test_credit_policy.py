@@ -5,41 +5,61 @@ import os
 
 import pytest
 
+from potluck.entries import Balances, grant_entry
+from potluck.identity import AccountKey
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.proto.manifest_pb2 import CreditPolicy as Policy
-from potluck.tracker.credit_policy import CreditPolicy
-from potluck.tracker.ledger.entries import Balances, grant_entry
+from potluck.proto.report_pb2 import ContributionReport
+from potluck.signing import PURPOSE_REPORT, seal
+from potluck.tracker.credit import Accounts, CreditPolicy, Outcome, Verdict
 
 pytestmark = pytest.mark.timeout(30)
-ALICE = "a" * 64
+KEY = AccountKey.generate()
+ALICE = KEY.account_id
 POLICY = Policy(version=1, flops_per_credit=10**15, sampling_rate=0.1, escrow_depth=3, new_account_checks=2)
 
 
+def new_policy(check_key: bytes = b"k" * 32) -> CreditPolicy:
+    return CreditPolicy(POLICY, origin="o", check_key=check_key, accounts=Accounts("o", POLICY))
+
+
+def verdict(index: int, outcome: Outcome, check: str = "recompute", reason: str = "") -> Verdict:
+    return Verdict(index=index, account_id=ALICE, outcome=outcome, check=check, reason=reason)
+
+
+def signed_report(sequence: int) -> bytes:
+    report = ContributionReport(origin="o", account_id=ALICE, sequence=sequence, epoch=sequence, num_samples=10)
+    return seal(report.SerializeToString(deterministic=True), purpose=PURPOSE_REPORT, origin="o",
+                signing_key=KEY.signing_key)
+
+
 class Log:
-    """Feeds the policy like the tracker does, and folds every entry into the auditor's Balances."""
+    """Feeds the policy like the tracker does (each entry folded into its accounts as the ledger would), and
+    folds every entry into the auditor's Balances."""
 
     def __init__(self):
-        self.policy = CreditPolicy(POLICY, origin="o", check_key=b"k" * 32)
+        self.policy = new_policy()
         self.balances = Balances()
         self.entries: list[LedgerEntry] = []
 
     def append(self, entry: LedgerEntry) -> int:
         index = len(self.entries)
         self.entries.append(entry)
+        self.policy.accounts.apply(index, entry)
         self.balances.apply(index, entry)
         return index
 
     def grant(self, checked: bool = False) -> int:
-        index = self.append(grant_entry(origin="o", report=os.urandom(16), account_id=ALICE, num_samples=10,
-                                        flops_per_sample=100, policy_version=1, flops_per_credit=10**15,
-                                        logged_at_ms=0))
+        index = self.append(grant_entry(origin="o", report=signed_report(len(self.entries) + 1), account_id=ALICE,
+                                        num_samples=10, flops_per_sample=100, policy_version=1,
+                                        flops_per_credit=10**15, logged_at_ms=0))
         for entry in self.policy.on_grant(ALICE, index, 1000, checked=checked):
             self.append(entry)
         return index
 
     def check(self, index: int, passed: bool) -> list[str]:
-        produced = self.policy.on_check(ALICE, index, passed=passed, check="recompute", reason="losses differ",
-                                        recomputed=passed)
+        outcome = Outcome.RECOMPUTED if passed else Outcome.FAILED
+        produced = self.policy.on_check(verdict(index, outcome, reason="losses differ"))
         for entry in produced:
             self.append(entry)
         return [e.WhichOneof("kind") for e in produced]
@@ -50,22 +70,21 @@ class Log:
 
 
 def test_new_accounts_are_always_checked_then_sampled():
-    policy = CreditPolicy(POLICY, origin="o", check_key=b"k" * 32)
+    policy = new_policy()
     assert policy.should_check(ALICE, os.urandom(32))
     for index in range(2):
         policy.on_grant(ALICE, index, 1, checked=True)
-        policy.on_check(ALICE, index, passed=True, check="progress", reason="")  # not a recomputation
+        policy.on_check(verdict(index, Outcome.PASSED, check="progress"))  # not a recomputation
     assert policy.should_check(ALICE, os.urandom(32))
     for index in range(2):
-        policy.on_check(ALICE, index, passed=True, check="recompute", reason="", recomputed=True)
+        policy.on_check(verdict(index, Outcome.RECOMPUTED))
     draws = [policy.should_check(ALICE, os.urandom(32)) for _ in range(20000)]
     assert 0.09 < sum(draws) / len(draws) < 0.11
 
 
 def test_the_draw_is_keyed():
     report = os.urandom(32)
-    ours = CreditPolicy(POLICY, origin="o", check_key=b"k" * 32)
-    theirs = CreditPolicy(POLICY, origin="o", check_key=b"x" * 32)
+    ours, theirs = new_policy(b"k" * 32), new_policy(b"x" * 32)
     assert ours.draw(report) == ours.draw(report) != theirs.draw(report)
 
 
@@ -103,12 +122,11 @@ def test_an_unverifiable_check_holds_vesting_until_a_later_recomputation_passes(
     log = Log()
     first = log.grant(checked=True)
     later = [log.grant(checked=True) for _ in range(3)]
-    decisions = log.policy.on_check(ALICE, first, passed=True, check="recompute", reason="no state",
-                                    unverifiable=True)
+    decisions = log.policy.on_check(verdict(first, Outcome.UNVERIFIABLE, reason="no state"))
     for index in later[:2]:
-        decisions += log.policy.on_check(ALICE, index, passed=True, check="progress", reason="")
+        decisions += log.policy.on_check(verdict(index, Outcome.PASSED, check="progress"))
     assert decisions == []  # deep enough and decided, but nothing proves the first grant yet
-    for entry in log.policy.on_check(ALICE, later[2], passed=True, check="recompute", reason="", recomputed=True):
+    for entry in log.policy.on_check(verdict(later[2], Outcome.RECOMPUTED)):
         log.append(entry)
     assert log.alice.vested_flops == 10 * 100  # the first grant has the escrow depth (3) of later ones
 
@@ -117,10 +135,10 @@ def test_after_a_restart_escrowed_grants_are_held_for_a_check_but_a_struck_one_i
     log = Log()
     struck, clean = log.grant(checked=True), log.grant(checked=True)
     assert log.check(struck, passed=False) == ["strike"]
-    restarted = CreditPolicy(POLICY, origin="o", check_key=b"k" * 32)
-    for index, entry in enumerate(log.entries):
-        restarted.restore(index, entry)
+    restarted = new_policy()
+    for index, entry in enumerate(log.entries):  # as the ledger restores its stored entries at start-up
+        restarted.accounts.restore(index, entry)
     # The strike is in the ledger: checking that grant again could strike it twice and forfeit the escrow.
     assert restarted.escrowed() == [(ALICE, clean)]
     restarted.hold(ALICE, clean)
-    assert restarted.account(ALICE).pending == {clean}
+    assert restarted.accounts.get(ALICE).pending == {clean}

@@ -18,7 +18,7 @@ from swarmkit import Volunteer, submit_reports
 from potluck.manifest import read_manifest_file
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.tracker_pb2_grpc import TrackerStub
-from potluck.tracker.local_swarm import free_port
+from potluck.tracker.swarm.local_swarm import free_port
 
 pytestmark = pytest.mark.timeout(120)
 POTLUCK = str(Path(sys.executable).parent / "potluck")
@@ -58,6 +58,16 @@ def test_tracker_serve_answers_reports_and_stops_cleanly(tmp_path):
         credits = cli("credits", "show", "--tracker", address, "--json")
         [row] = json.loads(credits.stdout)
         assert row["account_id"] == volunteer.account.account_id and float(row["escrow"]) > 0
+        # Without --tracker, both read it from the swarm.json in --state-dir (as `swarm start` writes it).
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        (elsewhere / "swarm.json").write_text(json.dumps({"tracker": address}))
+        status = cli("swarm", "status", "--state-dir", str(elsewhere), "--json")
+        assert status.returncode == 0 and json.loads(status.stdout)["tracker"] == address
+        credits = cli("credits", "show", "--state-dir", str(elsewhere), "--json")
+        assert [row["account_id"] for row in json.loads(credits.stdout)] == [volunteer.account.account_id]
+        missing = cli("swarm", "status", "--state-dir", str(tmp_path / "nowhere"))
+        assert missing.returncode == 1 and "swarm.json" in missing.stderr
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=60)

@@ -2,7 +2,7 @@
 
 Honest windows are produced the way a node produces them, in another process with another torch
 thread count; the verifier recomputes them here. The largest deviations seen are printed: they
-are the measurement behind the tolerances in potluck.tracker.recompute.
+are the measurement behind the tolerances in potluck.tracker.verifier.recompute.
 """
 
 import json
@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from potluck.errors import VerificationError
-from potluck.node.sketch import SKETCH_DIM, num_segments, segment_steps
 from potluck.node.tasks import get_task
 from potluck.proto.report_pb2 import ContributionReport
-from potluck.tracker.recompute import LOSS_RTOL, SKETCH_RTOL, compare, pick_segments, recompute
+from potluck.proto.wire import SKETCH_DIM, num_segments, segment_steps
+from potluck.tracker.verifier.recompute import LOSS_RTOL, SKETCH_RTOL, compare, pick_segments, recompute
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -33,7 +33,8 @@ CHECKS = NUM_WINDOWS * 4  # 200 recomputation checks, each of one segment
 # window's sum), and a real optimizer step between windows.
 NODE = textwrap.dedent(f"""
     import json, sys, torch
-    from potluck.node.sketch import SketchProjector, sketch_seed, SKETCH_DIM
+    from potluck.node.sketch import SketchProjector, sketch_seed
+    from potluck.proto.wire import SKETCH_DIM
     from potluck.node.tasks import get_task
     from potluck.node.training import _Window
     torch.set_num_threads(2)

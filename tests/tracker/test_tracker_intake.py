@@ -4,9 +4,9 @@ import grpc
 import pytest
 from swarmkit import Volunteer, make_manifest, submit_reports
 
+from potluck.entries import decode_entry
 from potluck.proto import tracker_pb2 as pb
-from potluck.tracker.ledger import verify_receipt
-from potluck.tracker.ledger.entries import decode_entry
+from potluck.tlog import verify_receipt
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -97,7 +97,7 @@ def test_manifest_and_log_key_are_served(tracker):
 
 
 def test_an_account_over_its_rate_limit_gets_resource_exhausted(tracker, alice):
-    from potluck.tracker.intake import RATE_BURST
+    from potluck.tracker.intake.report_intake import RATE_BURST
 
     reports = [alice.report(tracker.manifest, sequence) for sequence in range(1, 2 * RATE_BURST + 1)]
     codes = [ack.code for ack in submit(tracker, *reports)]

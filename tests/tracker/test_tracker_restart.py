@@ -21,7 +21,7 @@ from swarmkit import Volunteer, submit_reports
 from potluck.manifest import read_manifest_file
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.tracker_pb2_grpc import TrackerStub
-from potluck.tracker.local_swarm import free_port
+from potluck.tracker.swarm.local_swarm import free_port
 
 pytestmark = pytest.mark.timeout(300)
 POTLUCK = str(Path(sys.executable).parent / "potluck")

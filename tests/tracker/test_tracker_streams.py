@@ -12,10 +12,10 @@ from proctree import stat_fields
 from swarmkit import submit_reports
 from trackerkit import registered
 
+from potluck.entries import decode_entry
 from potluck.proto import tracker_pb2 as pb
-from potluck.tracker.intake import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
-from potluck.tracker.ledger import verify_receipt
-from potluck.tracker.ledger.entries import decode_entry
+from potluck.proto.wire import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
+from potluck.tlog import verify_receipt
 
 pytestmark = pytest.mark.timeout(60)
 

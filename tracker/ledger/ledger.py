@@ -14,20 +14,12 @@ from collections.abc import Sequence
 
 from nacl.signing import SigningKey
 
+from potluck.entries import Balances, check_grant_arithmetic, decode_entry, dedup_key, serialize_entry
 from potluck.errors import PotluckError, VerificationError
 from potluck.proto.ledger_pb2 import LedgerEntry
-from potluck.tracker.ledger.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
-from potluck.tracker.ledger.entries import (
-    MAX_ENTRY_BYTES,
-    Balances,
-    check_grant_arithmetic,
-    decode_entry,
-    dedup_key,
-    serialize_entry,
-)
-from potluck.tracker.ledger.merkle import MerkleTree, leaf_hash
-from potluck.tracker.ledger.note import verifier_key_text
-from potluck.tracker.ledger.receipt import make_receipts
+from potluck.proto.wire import MAX_ENTRY_BYTES
+from potluck.tlog import Checkpoint, MerkleTree, leaf_hash, sign_checkpoint, verifier_key_text, verify_checkpoint
+from potluck.tlog.receipt import make_receipts
 from potluck.tracker.ledger.store import LedgerStoreBase, StoredEntry
 
 logger = logging.getLogger(__name__)
@@ -44,9 +36,14 @@ class LedgerRangeError(PotluckError):
 
 
 class Ledger:
-    """Append-only, idempotent, tamper-evident credit log."""
+    """Append-only, idempotent, tamper-evident credit log.
 
-    def __init__(self, store: LedgerStoreBase, *, origin: str, log_key: SigningKey):
+    `balances` is the fold of its entries that its readers see (`Balances`, or the tracker's `Accounts`):
+    at open every stored entry is restored into it, in one read of the store, and each appended entry
+    is applied under `lock` as it is committed, so the balances always match `size`.
+    """
+
+    def __init__(self, store: LedgerStoreBase, *, origin: str, log_key: SigningKey, balances: Balances | None = None):
         self.store, self.origin, self.log_key = store, origin, log_key
         self.verifier_key = verifier_key_text(origin, log_key.verify_key)
         # `lock` guards the in-memory tree, balances and note; `append_lock` makes appends one at a time.
@@ -57,10 +54,10 @@ class Ledger:
         self._appended: dict[int, bytes] = {}  # the last append's entry bytes, for its receipts
         started = time.monotonic()
         self.tree = MerkleTree.from_leaf_hashes(store.leaf_hashes())
-        self.balances = Balances()
+        self.balances = Balances() if balances is None else balances
         for start in range(0, self.tree.size, MAX_ENTRIES_PER_READ):
             for offset, data in enumerate(store.entries(start, start + MAX_ENTRIES_PER_READ)):
-                self.balances.apply(start + offset, decode_entry(data, start + offset))
+                self.balances.restore(start + offset, decode_entry(data, start + offset))
         self._note: str | None = None  # the latest signed checkpoint, while it covers the whole tree
         self._check_last_checkpoint()
         logger.info("ledger %s opened: %d entries in %.2fs", origin, self.tree.size, time.monotonic() - started)

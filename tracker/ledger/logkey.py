@@ -18,8 +18,7 @@ from nacl.signing import SigningKey
 from potluck.atomic_file import write_file_atomically
 from potluck.errors import KeyFileError
 from potluck.keyfile import read_secret_file, write_secret_file
-
-from .note import parse_signer_key, signer_key_text, verifier_key_text
+from potluck.tlog import parse_signer_key, signer_key_text, verifier_key_text
 
 __all__ = ["LOG_KEY_FILE", "LOG_PUB_FILE", "load_or_create_log_key"]
 

@@ -1,0 +1,66 @@
+"""What the volunteer sees: one live status line (rich), or one JSON log line per change (--json-logs)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+logger = logging.getLogger("potluck.node.status_display")
+
+
+@dataclass
+class NodeStatus:
+    state: str = "starting"
+    epoch: int = 0
+    local_samples_per_second: float = 0.0
+    swarm_samples_per_second: float = 0.0
+    loss: float | None = None
+    num_peers: int = 0
+    queued: int = 0
+    acked: int = 0
+    rejected: int = 0
+    credits_pending: str = "0"
+    credits_vested: str = "0"
+
+
+class StatusDisplay:
+    def __init__(self, *, json_logs: bool):
+        self.status = NodeStatus()
+        self.json_logs = json_logs
+        self.lock = threading.Lock()
+        self.live: Live | None = None
+        console = Console(stderr=True)
+        if not json_logs and console.is_terminal:
+            self.live = Live(self._render(), console=console, refresh_per_second=2, transient=False)
+            self.live.start()
+
+    def update(self, **changes) -> None:
+        with self.lock:
+            if all(getattr(self.status, key) == value for key, value in changes.items()):
+                return
+            for key, value in changes.items():
+                setattr(self.status, key, value)
+            if self.live is not None:
+                self.live.update(self._render())
+            elif self.json_logs or "epoch" in changes or "state" in changes:
+                logger.info(self._line(), extra={"fields": {"status": asdict(self.status)}})
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def _line(self) -> str:
+        s = self.status
+        loss = f"{s.loss:.4f}" if s.loss is not None else "-"
+        return (f"{s.state} | epoch {s.epoch} | {s.local_samples_per_second:.1f} samples/s here, "
+                f"{s.swarm_samples_per_second:.1f} in the swarm | loss {loss} | {s.num_peers} peers | reports "
+                f"{s.queued} queued, {s.acked} acked, {s.rejected} rejected | credits {s.credits_pending} pending, "
+                f"{s.credits_vested} vested")
+
+    def _render(self) -> Text:
+        return Text(self._line())

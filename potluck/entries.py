@@ -1,0 +1,182 @@
+"""Ledger entries and the credit arithmetic, shared by the tracker that writes them and the auditor
+that replays them: balances are a pure function of the entries.
+
+An entry's bytes are a deterministically serialized `LedgerEntry`; those exact bytes are stored,
+served and hashed into the Merkle tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from google.protobuf.message import DecodeError
+
+from potluck.errors import VerificationError
+from potluck.proto.ledger_pb2 import (
+    Ban,
+    BindingRecord,
+    CreditGrant,
+    Forfeit,
+    LedgerEntry,
+    Strike,
+    Vest,
+)
+from potluck.proto.wire import MAX_ENTRY_BYTES
+
+CREDIT_DECIMALS = 12  # 1e-12 credit = 1 kFLOP at the default unit; exact enough for any task
+
+
+def flops_for(num_samples: int, flops_per_sample: int) -> int:
+    """FLOPs of training compute that `num_samples` samples represent."""
+    return num_samples * flops_per_sample
+
+
+def credits_text(flops: int, flops_per_credit: int) -> str:
+    """`flops / flops_per_credit` as exact decimal text, rounded down to CREDIT_DECIMALS places."""
+    scaled = flops * 10**CREDIT_DECIMALS // flops_per_credit
+    text = format(Decimal(scaled).scaleb(-CREDIT_DECIMALS), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def credits_value(flops: int, flops_per_credit: int) -> Decimal:
+    return Decimal(credits_text(flops, flops_per_credit))
+
+
+def serialize_entry(entry: LedgerEntry) -> bytes:
+    return entry.SerializeToString(deterministic=True)
+
+
+def decode_entry(data: bytes, index: int | None = None) -> LedgerEntry:
+    """Parse entry bytes, insisting on the canonical encoding the tracker writes."""
+    where = f"entry {index}: " if index is not None else ""
+    try:
+        entry = LedgerEntry.FromString(data)
+    except DecodeError:
+        raise VerificationError(f"{where}expected a serialized LedgerEntry, got undecodable bytes") from None
+    if serialize_entry(entry) != data:
+        raise VerificationError(f"{where}expected canonically serialized entry bytes, got another encoding")
+    if entry.WhichOneof("kind") is None:
+        raise VerificationError(f"{where}expected an entry kind (grant, vest, …), got none")
+    return entry
+
+
+def report_dedup_key(report: bytes) -> bytes:
+    return hashlib.sha256(b"report\n" + report).digest()
+
+
+def dedup_key(entry: LedgerEntry) -> bytes | None:
+    """What makes an append idempotent: the same signed bytes are only ever logged once."""
+    kind = entry.WhichOneof("kind")
+    if kind == "grant":
+        return report_dedup_key(entry.grant.report)
+    if kind == "binding":
+        return hashlib.sha256(b"binding\n" + entry.binding.binding).digest()
+    return None
+
+
+def grant_entry(
+    *, origin: str, report: bytes, account_id: str, num_samples: int, flops_per_sample: int,
+    policy_version: int, flops_per_credit: int, logged_at_ms: int,
+) -> LedgerEntry:
+    flops = flops_for(num_samples, flops_per_sample)
+    return LedgerEntry(origin=origin, logged_at_ms=logged_at_ms, grant=CreditGrant(
+        report=report, account_id=account_id, num_samples=num_samples, flops_per_sample=flops_per_sample,
+        policy_version=policy_version, flops_per_credit=flops_per_credit, flops=flops,
+        credits=credits_text(flops, flops_per_credit)))
+
+
+def check_grant_arithmetic(grant: CreditGrant, index: int) -> None:
+    """Raise unless the grant's FLOPs and credits follow from its samples and the policy."""
+    expected = flops_for(grant.num_samples, grant.flops_per_sample)
+    if grant.flops != expected:
+        raise VerificationError(f"entry {index}: expected flops {grant.num_samples} x {grant.flops_per_sample} = "
+                                f"{expected}, got {grant.flops}")
+    if grant.flops_per_credit == 0:
+        raise VerificationError(f"entry {index}: expected a positive flops_per_credit, got 0")
+    expected_credits = credits_text(grant.flops, grant.flops_per_credit)
+    if grant.credits != expected_credits:
+        raise VerificationError(f"entry {index}: expected credits {expected_credits}, got {grant.credits}")
+
+
+@dataclass
+class AccountBalance:
+    """Where an account's credit stands, in FLOPs (display credits with `credits_value`)."""
+
+    account_id: str
+    granted_flops: int = 0
+    escrow_flops: int = 0
+    vested_flops: int = 0
+    forfeited_flops: int = 0
+    strikes: int = 0
+    banned: bool = False
+    escrow: dict[int, int] = field(default_factory=dict)  # grant index -> flops still in escrow
+
+
+class Balances:
+    """Folds ledger entries, in index order, into per-account balances.
+
+    The tracker and the auditor both use this; an entry that moves credit it may not move
+    (vesting a grant that is not in escrow, say) raises `VerificationError` naming its index.
+    """
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, AccountBalance] = {}
+        self.size = 0
+
+    def account(self, account_id: str) -> AccountBalance:
+        """The balance of `account_id`, created (and from then on listed) on first mention."""
+        if account_id not in self.accounts:
+            self.accounts[account_id] = AccountBalance(account_id)
+        return self.accounts[account_id]
+
+    def restore(self, index: int, entry: LedgerEntry) -> None:
+        """Fold in an entry logged before this process began; a pure fold does just what `apply` does."""
+        self.apply(index, entry)
+
+    def apply(self, index: int, entry: LedgerEntry) -> None:
+        if index != self.size:
+            raise VerificationError(f"entry {index}: expected index {self.size} next")
+        kind = entry.WhichOneof("kind")
+        body = getattr(entry, kind)
+        if kind == "grant":
+            check_grant_arithmetic(body, index)
+            account = self.account(body.account_id)
+            account.granted_flops += body.flops
+            account.escrow_flops += body.flops
+            account.escrow[index] = body.flops
+        elif kind in ("vest", "forfeit"):
+            self._release(index, kind, body)
+        elif kind == "strike":
+            self.account(body.account_id).strikes += 1
+        elif kind == "ban":
+            self.account(body.account_id).banned = True
+        self.size += 1
+
+    def _release(self, index: int, kind: str, body: Vest | Forfeit) -> None:
+        account = self.account(body.account_id)
+        grants = list(body.grant_indices)
+        for grant_index in grants:
+            if grant_index not in account.escrow:
+                raise VerificationError(f"entry {index}: {kind} names grant {grant_index}, which is not in "
+                                        f"{body.account_id[:12]}'s escrow")
+        if len(set(grants)) != len(grants):
+            raise VerificationError(f"entry {index}: {kind} names a grant twice")
+        total = sum(account.escrow[grant_index] for grant_index in grants)
+        if total != body.flops:
+            raise VerificationError(f"entry {index}: expected {kind} of {total} flops, got {body.flops}")
+        for grant_index in grants:
+            del account.escrow[grant_index]
+        account.escrow_flops -= total
+        if kind == "vest":
+            account.vested_flops += total
+        else:
+            account.forfeited_flops += total
+
+
+__all__ = [
+    "MAX_ENTRY_BYTES", "AccountBalance", "Balances", "Ban", "BindingRecord", "CreditGrant", "Forfeit", "LedgerEntry",
+    "Strike", "Vest", "check_grant_arithmetic", "credits_text", "credits_value", "decode_entry", "dedup_key",
+    "flops_for", "grant_entry", "serialize_entry",
+]

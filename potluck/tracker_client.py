@@ -1,0 +1,136 @@
+"""A blocking client of the tracker's two gRPC services, for volunteers, leads and auditors alike.
+
+Every call carries a deadline. A call that gets no answer raises `TrackerUnreachable`; one the tracker
+refuses raises `TrackerError` with its status; each is one line naming the tracker and the call.
+Nothing the tracker answers is trusted here: callers verify what they are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from potluck.address import check_host_port
+from potluck.errors import TrackerError, TrackerUnreachable, VerificationError
+from potluck.proto import tracker_pb2 as pb
+from potluck.proto.tracker_pb2_grpc import LedgerStub, TrackerStub
+from potluck.proto.wire import MAX_MESSAGE_BYTES
+
+__all__ = ["DEFAULT_RPC_TIMEOUT", "ENTRIES_PER_REQUEST", "TrackerClient", "open_channel"]
+
+DEFAULT_RPC_TIMEOUT = 30.0
+#: Entries asked for per GetEntries call: each call's deadline covers this many.
+ENTRIES_PER_REQUEST = 5000
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.enable_retries", 0)]
+_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def open_channel(address: str) -> grpc.Channel:
+    """An insecure channel to the tracker at HOST:PORT, with the message limits of the wire contract."""
+    return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
+class TrackerClient:
+    """Calls the tracker at `address` (HOST:PORT), each call within `rpc_timeout` seconds unless told otherwise.
+
+    `channel` is open for callers that stream (the node's reporter).
+    """
+
+    def __init__(self, address: str, *, rpc_timeout: float = DEFAULT_RPC_TIMEOUT):
+        self.address = check_host_port(address, "--tracker")
+        self.rpc_timeout = rpc_timeout
+        self.channel = open_channel(address)
+        self._tracker, self._ledger = TrackerStub(self.channel), LedgerStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> TrackerClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- the Tracker service: what volunteers and leads ask -------------------------------------------
+
+    def manifest(self) -> pb.GetManifestResponse:
+        """The signed manifest and the log's verifier key, unverified."""
+        return self._call(self._tracker, "GetManifest", pb.GetManifestRequest())
+
+    def register(self, binding: bytes) -> pb.RegisterResponse:
+        return self._call(self._tracker, "Register", pb.RegisterRequest(binding=binding))
+
+    def status(self) -> pb.StatusResponse:
+        return self._call(self._tracker, "GetStatus", pb.StatusRequest())
+
+    def fetch_shard(self, sha256: str, timeout: float) -> bytes:
+        """A dataset shard's bytes, unchecked, within `timeout` seconds for the whole download."""
+        try:
+            return b"".join(chunk.data for chunk in self._tracker.FetchShard(pb.FetchShardRequest(sha256=sha256),
+                                                                              timeout=timeout))
+        except grpc.RpcError as exc:
+            raise self._error("FetchShard", exc, timeout) from None
+
+    # --- the Ledger service: read only, for anyone ------------------------------------------------------
+
+    def checkpoint(self) -> str:
+        """The tracker's latest signed checkpoint note, unverified."""
+        return self._call(self._ledger, "GetCheckpoint", pb.GetCheckpointRequest()).checkpoint
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        request = pb.ConsistencyProofRequest(old_size=old_size, new_size=new_size)
+        return list(self._call(self._ledger, "GetConsistencyProof", request).hashes)
+
+    def receipt(self, index: int) -> str:
+        """A C2SP tlog-proof receipt for entry `index`, unverified."""
+        return self._call(self._ledger, "GetReceipt", pb.ReceiptRequest(index=index)).receipt
+
+    def balances(self, account_id: str = "") -> pb.BalancesResponse:
+        """Every account's balance, or only `account_id`'s."""
+        return self._call(self._ledger, "GetBalances", pb.BalancesRequest(account_id=account_id))
+
+    def entries(self, start: int, end: int) -> Iterator[list[bytes]]:
+        """Entry bytes for indices start..end-1, in chunks of at most ENTRIES_PER_REQUEST, in order.
+
+        Raises `VerificationError` if the tracker answers an index other than the one that comes next
+        (an entry left out or sent twice must not shift every later one) or too few entries.
+        """
+        for chunk_start in range(start, end, ENTRIES_PER_REQUEST):
+            chunk_end = min(chunk_start + ENTRIES_PER_REQUEST, end)
+            request = pb.EntriesRequest(start=chunk_start, end=chunk_end)
+            chunk: list[bytes] = []
+            call = self._ledger.GetEntries(request, timeout=self.rpc_timeout)
+            try:
+                for batch in call:
+                    expected = chunk_start + len(chunk)
+                    if batch.start != expected:
+                        raise VerificationError(f"entry {expected}: the tracker sent entries from {batch.start} where "
+                                                f"{expected} was expected (an entry left out or reordered)")
+                    chunk.extend(batch.entries)
+            except grpc.RpcError as exc:
+                raise self._error("GetEntries", exc, self.rpc_timeout) from None
+            finally:
+                call.cancel()  # a no-op once the stream ended; stops it when we gave up early
+            if len(chunk) != chunk_end - chunk_start:
+                raise VerificationError(f"entry {chunk_start + len(chunk)}: the tracker's answer to entries "
+                                        f"{chunk_start}..{chunk_end} stopped after {len(chunk)} entries")
+            yield chunk
+
+    def _call(self, stub, method: str, request):
+        try:
+            return getattr(stub, method)(request, timeout=self.rpc_timeout)
+        except grpc.RpcError as exc:
+            raise self._error(method, exc, self.rpc_timeout) from None
+
+    def _error(self, method: str, exc: grpc.RpcError, timeout: float) -> TrackerError:
+        code = exc.code() if hasattr(exc, "code") else None
+        details = (exc.details() if hasattr(exc, "details") else None) or str(exc)
+        details = " ".join(details.split())  # grpc's connection errors span lines
+        name = code.name if code is not None else None
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return TrackerUnreachable(f"tracker {self.address} unreachable: no answer to {method} within "
+                                      f"{timeout:g}s", name)
+        if code in _UNREACHABLE:
+            return TrackerUnreachable(f"tracker {self.address} unreachable: {details}", name)
+        return TrackerError(f"tracker {self.address}: {method} failed ({name or 'error'}): {details}", name)

@@ -1,0 +1,46 @@
+"""Everything the tracker knows about one account, in one place: what its ledger entries add up to, what
+the intake has admitted, and where the credit policy stands with it.
+
+Each field has one writer. The balance (the fields of `AccountBalance`, the fold auditors recompute)
+changes only when an entry is committed, under the ledger's lock, in the writer's thread; everything
+else changes on the tracker's event loop, when the intake admits a report or the policy decides. So
+the balance may trail the policy by one commit: a grant the policy has decided to vest stays in
+`escrow` until its vest entry is logged.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from potluck.entries import AccountBalance
+
+
+@dataclass
+class AccountState(AccountBalance):
+    # -- identity: the PeerIDs bound to the account by logged bindings --
+    peer_ids: set[str] = field(default_factory=set)
+
+    # -- intake: sequence numbers and per-epoch claims (reserved on admission, confirmed once logged) --
+    last_sequence: int = 0  # the highest logged, or admitted and being logged (see `Accounts.reserve`)
+    logged_sequence: int = 0  # the highest logged
+    reserved: set[int] = field(default_factory=set)  # sequences admitted, their grants not yet logged
+    samples_by_epoch: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+    # -- the credit policy's view --
+    # grant index -> flops of each logged grant whose vest or forfeit is not decided yet
+    undecided: dict[int, int] = field(default_factory=dict)
+    accepted_after: dict[int, int] = field(default_factory=dict)  # grant index -> later accepted reports
+    pending: set[int] = field(default_factory=set)  # grant indices whose check is not decided yet
+    # Grants drawn for recomputation that could not be recomputed (the verifier never saw their state):
+    # they wait until a later recomputation of the same account passes.
+    unproven: set[int] = field(default_factory=set)
+    num_reports: int = 0  # grants logged
+    num_passed_checks: int = 0  # recomputations that passed
+    scrutiny_left: int = 0  # reports still checked at rate 1 (new accounts, accounts with a strike)
+    active_strikes: int = 0  # strikes not forgiven (`strikes`, from the balance, counts every one ever logged)
+    struck: set[int] = field(default_factory=set)  # grant indices that earned a strike (decided or logged)
+    frozen: bool = False  # after a strike, nothing vests until enough clean checks pass
+    clean_checks: int = 0  # passed recomputations since the last strike
+    forfeited: bool = False  # its escrow was forfeited once (decided or logged)
+    ban_decided: bool = False  # the policy banned it (`banned`, from the balance, once the ban is logged)

@@ -1,0 +1,23 @@
+"""What a check decided about one grant: the message from the verifier (and the attestation check) to the policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Outcome(Enum):
+    PASSED = "passed"  # the checks made found nothing wrong, without a recomputation
+    RECOMPUTED = "recomputed"  # recomputation reproduced the claims: evidence of honest work
+    FAILED = "failed"  # a claim does not hold: a strike, charged to the report's signer
+    UNVERIFIABLE = "unverifiable"  # it could not be recomputed (no state to do it on): no evidence either way
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    index: int  # ledger index of the grant
+    account_id: str
+    outcome: Outcome
+    check: str  # which check decided: "progress", "recompute", "attestation"
+    reason: str = ""  # why it failed or could not be decided
+    cpu_seconds: float = 0.0  # what a recomputation cost the verifier

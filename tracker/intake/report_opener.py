@@ -1,0 +1,117 @@
+"""Opening reports: the checks that need no account state (size, encoding, swarm, signature, signer,
+and the groupmates' attestations' signatures).
+
+They are most of what a report costs the tracker (an Ed25519 verification each), so they run in the
+worker processes of `opening_pool`; this module is what those workers import, and it stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from potluck.errors import VerificationError
+from potluck.identity import account_id_of
+from potluck.proto.report_pb2 import Attestation, ContributionReport
+from potluck.proto.wire import MAX_REPORT_BYTES
+from potluck.signing import PURPOSE_ATTESTATION, PURPOSE_REPORT, open_envelope, parse_envelope, verify_envelope
+from potluck.tracker.intake.rejected import Rejected
+
+
+@dataclass(frozen=True)
+class AttesterClaim:
+    """One groupmate's attestation, its signature checked: who signed it, and the peer and account it names."""
+
+    signer: str  # account id of the key that signed it
+    peer_id: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class Attestations:
+    """What a report's attestations say: every groupmate's claim, or why one does not verify.
+
+    Whether each peer is bound to the account that signed for it is for the tracker to say
+    (`potluck.tracker.verifier.check_attestations`), which holds the bindings.
+    """
+
+    claims: tuple[AttesterClaim, ...] = ()
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenedReport:
+    """A report whose signature holds, with its groupmates' attestations read."""
+
+    report: ContributionReport
+    attestations: Attestations
+
+
+def read_attestations(report: ContributionReport) -> Attestations:
+    """Each groupmate's attestation, signature checked, or why one is bad."""
+    claims = []
+    for envelope in report.averaging.attestations:
+        try:
+            opened = open_envelope(envelope.SerializeToString(deterministic=True), purpose=PURPOSE_ATTESTATION,
+                                   origin=report.origin)
+            attestation = Attestation.FromString(opened.payload)
+        except Exception as e:  # any malformed attestation is as bad as a forged one
+            return Attestations(problem=f"attestation does not verify: {e}")
+        claims.append(AttesterClaim(account_id_of(opened.signer), attestation.peer_id, attestation.account_id))
+    return Attestations(claims=tuple(claims))
+
+
+@dataclass(frozen=True)
+class ReportOpener:
+    """What a report is opened against: the swarm's origin and manifest."""
+
+    origin: str
+    manifest_id: bytes
+
+    def open(self, envelope: bytes) -> ContributionReport:
+        """The report a signed envelope carries, if it is well formed and signed by the account it names."""
+        origin = self.origin
+        if len(envelope) > MAX_REPORT_BYTES:
+            raise Rejected("INVALID_ARGUMENT", f"report of {len(envelope)} bytes exceeds {MAX_REPORT_BYTES}")
+        try:
+            sealed = parse_envelope(envelope)
+        except VerificationError as e:
+            raise Rejected("INVALID_ARGUMENT", str(e)) from None
+        if sealed.purpose != PURPOSE_REPORT:
+            raise Rejected("INVALID_ARGUMENT", f"expected purpose {PURPOSE_REPORT!r}, got {sealed.purpose!r}")
+        if sealed.origin != origin:
+            raise Rejected("FAILED_PRECONDITION", f"report for another swarm: expected origin {origin!r}, "
+                                                  f"got {sealed.origin!r}")
+        try:
+            opened = verify_envelope(sealed, purpose=PURPOSE_REPORT, origin=origin)
+        except VerificationError as e:
+            raise Rejected("UNAUTHENTICATED", str(e)) from None
+        try:
+            report = ContributionReport.FromString(opened.payload)
+        except DecodeError:
+            raise Rejected("INVALID_ARGUMENT", "expected a ContributionReport, got undecodable bytes") from None
+        if report.origin != origin:
+            raise Rejected("FAILED_PRECONDITION", f"report for another swarm: expected origin {origin!r}, "
+                                                  f"got {report.origin!r}")
+        if report.manifest_id != self.manifest_id:
+            raise Rejected("FAILED_PRECONDITION", f"report for manifest {report.manifest_id.hex()[:16]}…, this swarm "
+                                                  f"runs {self.manifest_id.hex()[:16]}…")
+        signer = account_id_of(opened.signer)
+        if report.account_id != signer:
+            raise Rejected("UNAUTHENTICATED", f"report claims account {report.account_id[:12]} but is signed by "
+                                              f"{signer[:12]}")
+        return report
+
+    def open_all(self, envelopes: list[bytes]) -> list[OpenedReport | Rejected]:
+        """Each report opened with its attestations read, or why not (in a worker; they travel back pickled)."""
+        opened: list[OpenedReport | Rejected] = []
+        for envelope in envelopes:
+            try:
+                report = self.open(envelope)
+                opened.append(OpenedReport(report, read_attestations(report)))
+            except Rejected as r:
+                opened.append(r)
+            except Exception as e:  # bytes that trip a library: this report's problem, not its batch's
+                opened.append(Rejected("INVALID_ARGUMENT", f"unreadable report ({type(e).__name__}: {e})"))
+        return opened

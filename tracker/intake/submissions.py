@@ -1,0 +1,254 @@
+"""How reports become grants: one pump, for every stream, checks them in batches in the order they came.
+
+Streams hand over each message's reports and await their acks. The pump takes everything handed
+over so far (up to MAX_PUMP_REPORTS), has the report-opening workers (`OpeningPool`) check their
+signatures, admits the reports in order (sequence numbers reserved, no await in between) and logs the
+admitted ones as grants with one writer call, while it goes on to the next batch. So many
+volunteers' single reports share one trip to the workers, one commit and one checkpoint, as one
+reporter's queued reports do.
+
+A report is acknowledged only once its grant is durably in the ledger; the same report bytes again,
+on any stream at any time, get the same ack and no new entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from potluck.entries import grant_entry, report_dedup_key
+from potluck.manifest import SignedManifest
+from potluck.proto import tracker_pb2 as pb
+from potluck.proto.report_pb2 import ContributionReport
+from potluck.tracker.batches import take_batch
+from potluck.tracker.intake.opening_pool import OpeningPool
+from potluck.tracker.intake.rejected import Rejected
+from potluck.tracker.intake.report_intake import ReportIntake
+from potluck.tracker.intake.report_opener import Attestations, OpenedReport, ReportOpener
+from potluck.tracker.ledger import MAX_BATCH, Ledger, LedgerWriter
+from potluck.tracker.swarm_stats import SwarmStats
+
+logger = logging.getLogger(__name__)
+
+MAX_PUMP_REPORTS = MAX_BATCH  # reports the pump takes at once: one commit's worth
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggedGrant:
+    """A report the intake logged as a grant: what the next stage (verification) is handed."""
+
+    index: int  # ledger index of the grant
+    envelope: bytes  # the report, as signed
+    report: ContributionReport
+    flops: int
+    attestations: Attestations  # its groupmates' attestations, signatures checked
+
+
+class GrantSink(Protocol):
+    """Where logged grants go next: the verifier's side (`potluck.tracker.verifier.Verification`)."""
+
+    async def on_grants(self, grants: list[LoggedGrant]) -> None: ...
+
+
+class Submissions:
+    """Reports on their way from the streams to the ledger. Start with `await start()`, end with `await stop()`."""
+
+    def __init__(self, *, manifest: SignedManifest, ledger: Ledger, writer: LedgerWriter, intake: ReportIntake,
+                 verification: GrantSink, stats: SwarmStats, flops_per_sample: int):
+        self.manifest, self.ledger, self.writer, self.intake = manifest, ledger, writer, intake
+        self.opening: OpeningPool | None = None
+        self.verification, self.stats, self.flops_per_sample = verification, stats, flops_per_sample
+        self.queue: asyncio.Queue[tuple[list[bytes], asyncio.Future]] = asyncio.Queue()
+        self.in_flight: dict[bytes, asyncio.Future] = {}  # dedup key -> the ack of those bytes, in progress
+        self.logging: set[asyncio.Task] = set()
+        self.pump: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.opening = await OpeningPool.start(ReportOpener(self.manifest.origin, self.manifest.manifest_id))
+        self.pump = asyncio.create_task(self._pump(), name="report-pump")
+
+    async def stop(self) -> None:
+        """Stop taking reports; reports already admitted are still logged and answered."""
+        if self.pump is not None:
+            self.pump.cancel()
+            await asyncio.gather(self.pump, *self.logging, return_exceptions=True)
+        while not self.queue.empty():
+            _fail([self.queue.get_nowait()], asyncio.CancelledError("the tracker is stopping"))
+        if self.opening is not None:
+            await self.opening.close()
+
+    def submit(self, envelopes: list[bytes]) -> asyncio.Future:
+        """Hand over a message's reports; the future gives their acks, in order."""
+        future = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((envelopes, future))
+        return future
+
+    async def _pump(self) -> None:
+        while True:
+            messages = await take_batch(self.queue, MAX_PUMP_REPORTS, size=lambda message: len(message[0]))
+            envelopes = [envelope for reports, _ in messages for envelope in reports]
+            try:
+                opened = await self.opening.open(envelopes)
+                batch = self._admit(envelopes, opened)
+            except asyncio.CancelledError:
+                _fail(messages, asyncio.CancelledError("the tracker is stopping"))
+                raise
+            except Exception as e:  # an unexpected fault in one batch fails its messages, not the pump
+                logger.exception("checking a batch of %d reports failed", len(envelopes))
+                _fail(messages, e)
+                continue
+            task = asyncio.ensure_future(self._log(batch))
+            self.logging.add(task)
+            task.add_done_callback(self.logging.discard)
+            task.add_done_callback(lambda done, messages=messages: _hand_out(messages, done))
+
+    def _admit(self, envelopes: list[bytes], opened: list[OpenedReport | Rejected]) -> _Batch:
+        """Admit opened reports in order. A copy of bytes in progress shares that copy's answer.
+
+        A report already in the ledger never passes admission (its sequence is at or below its
+        account's last), so the store is asked only about rejected reports: a logged one still gets
+        its ack again.
+        """
+        batch = _Batch(envelopes)
+        try:
+            for position, (envelope, report) in enumerate(zip(envelopes, opened, strict=True)):
+                key = report_dedup_key(envelope)
+                if key in self.in_flight:
+                    batch.shared[position] = self.in_flight[key]
+                    continue
+                self.in_flight[key] = batch.own[position] = asyncio.get_running_loop().create_future()
+                batch.keys[position] = key
+                if isinstance(report, Rejected):
+                    batch.rejected[position] = (None, report)
+                    continue
+                try:
+                    self.intake.admit(report.report)
+                    batch.admitted[position] = report
+                except Rejected as r:
+                    batch.rejected[position] = (report.report, r)
+        except Exception as e:  # a fault of ours: undo what was taken, so that copies and resends are not stuck
+            for opened_report in batch.admitted.values():
+                self.intake.accounts.release(opened_report.report)
+            _fail_unanswered(batch, e)
+            self._let_go(batch)
+            raise
+        return batch
+
+    def _let_go(self, batch: _Batch) -> None:
+        for position in batch.own:
+            del self.in_flight[batch.keys[position]]
+
+    async def _log(self, batch: _Batch) -> list[pb.ReportAck | BaseException]:
+        """Log a batch's admitted reports as grants; answer every report in it, with an ack or what failed it."""
+        try:
+            await self._answer(batch)
+        except BaseException as e:
+            _fail_unanswered(batch, e)
+            raise
+        finally:
+            self._let_go(batch)
+        answers: list[pb.ReportAck | BaseException] = []
+        for position in range(len(batch.envelopes)):
+            future = batch.own.get(position) or batch.shared[position]
+            try:  # a copy's answer comes from the batch it was in, which may fail alone
+                answers.append(await asyncio.shield(future))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                answers.append(e)
+        return answers
+
+    async def _answer(self, batch: _Batch) -> None:
+        """Log the admitted reports as grants, then answer every report the batch answers itself."""
+        policy, envelopes = self.manifest.manifest.credit_policy, batch.envelopes
+        admitted = [(position, opened.report) for position, opened in batch.admitted.items()]
+        logged_at_ms = int(time.time() * 1000)
+        entries = [grant_entry(origin=self.manifest.origin, report=envelopes[position], account_id=report.account_id,
+                               num_samples=report.num_samples, flops_per_sample=self.flops_per_sample,
+                               policy_version=policy.version, flops_per_credit=policy.flops_per_credit,
+                               logged_at_ms=logged_at_ms)
+                   for position, report in admitted]
+        accounts = self.intake.accounts
+        try:
+            logged = await self.writer.append_many(entries, receipts=True)
+        except Exception:  # nothing was logged: the node resends these, and must not meet them as replays
+            for _, report in admitted:
+                accounts.release(report)
+            raise
+        grants = list(zip(admitted, entries, logged, strict=True))
+        for (_, report), _, _ in grants:
+            accounts.confirm(report)
+            self.stats.record(report)
+        await self.verification.on_grants([
+            LoggedGrant(index=done.index, envelope=envelopes[position], report=report, flops=entry.grant.flops,
+                        attestations=batch.admitted[position].attestations)
+            for (position, report), entry, done in grants])
+        # position -> (index, sequence, receipt, checkpoint) of each report in the ledger
+        found = {position: (done.index, report.sequence, done.receipt, done.checkpoint)
+                 for (position, report), _, done in grants}
+        if batch.rejected:
+            known = await asyncio.to_thread(self.ledger.store.find, [batch.keys[p] for p in batch.rejected])
+            for position, (report, _) in batch.rejected.items():
+                if (index := known.get(batch.keys[position])) is not None:
+                    found[position] = (index, report.sequence if report else 0, None, None)
+        if missing := [position for position, (_, _, receipt, _) in found.items() if receipt is None]:
+            note, receipts = await asyncio.to_thread(self.ledger.receipts, [found[p][0] for p in missing])
+            for position, receipt in zip(missing, receipts, strict=True):
+                found[position] = (*found[position][:2], receipt, note)
+        for position, future in batch.own.items():
+            digest = hashlib.sha256(envelopes[position]).digest()
+            if position in found:
+                index, sequence, receipt, checkpoint = found[position]
+                future.set_result(pb.ReportAck(report_sha256=digest, sequence=sequence, verdict=pb.ReportAck.ACCEPTED,
+                                               index=index, checkpoint=checkpoint, receipt=receipt))
+            else:
+                rejected = batch.rejected[position][1]
+                future.set_result(pb.ReportAck(report_sha256=digest, verdict=pb.ReportAck.REJECTED,
+                                               code=rejected.code, reason=rejected.reason))
+
+
+class _Batch:
+    """The reports the pump took at once, on their way through: by position, what became of each."""
+
+    def __init__(self, envelopes: list[bytes]):
+        self.envelopes = envelopes
+        self.keys: dict[int, bytes] = {}  # dedup keys of the reports this batch answers itself
+        self.own: dict[int, asyncio.Future] = {}  # their answers, shared with copies that come meanwhile
+        self.shared: dict[int, asyncio.Future] = {}  # copies of reports in progress elsewhere: their answers
+        self.admitted: dict[int, OpenedReport] = {}
+        self.rejected: dict[int, tuple[ContributionReport | None, Rejected]] = {}
+
+
+def _fail_unanswered(batch: _Batch, error: BaseException) -> None:
+    for future in batch.own.values():
+        if not future.done():
+            future.set_exception(error)
+            future.exception()  # retrieved here, so an unawaited copy does not warn
+
+
+def _hand_out(messages: list[tuple[list[bytes], asyncio.Future]], done: asyncio.Future) -> None:
+    """Give each message its acks from the batch they were logged in (or the batch's failure)."""
+    if done.cancelled() or done.exception() is not None:
+        _fail(messages, asyncio.CancelledError() if done.cancelled() else done.exception())
+        return
+    answers, start = done.result(), 0
+    for reports, future in messages:
+        mine = answers[start:start + len(reports)]
+        start += len(reports)
+        if future.done():
+            continue
+        failed = [answer for answer in mine if isinstance(answer, BaseException)]
+        if failed:
+            future.set_exception(failed[0])
+        else:
+            future.set_result(mine)
+
+
+def _fail(messages: list[tuple[list[bytes], asyncio.Future]], error: BaseException) -> None:
+    for _, future in messages:
+        if not future.done():
+            future.set_exception(error)

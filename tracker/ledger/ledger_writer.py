@@ -1,0 +1,95 @@
+"""The ledger's single writer: requests from many streams are committed together (group commit).
+
+Each caller awaits its own entries' indices; the writer takes everything queued so far (up to a
+batch), appends it in one durable transaction off the event loop, then answers them all. Callers
+that want a receipt get it from the same trip off the loop: one checkpoint, signed after the
+commit, covers the whole batch, so a report's ack costs no store read and no thread hop of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from potluck.proto.ledger_pb2 import LedgerEntry
+from potluck.tracker.batches import take_batch
+from potluck.tracker.ledger.ledger import Ledger
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Logged:
+    """A durably logged entry: its index and, when asked for, a receipt and the checkpoint it proves against.
+
+    `receipt` is None when making it failed after the commit; `Ledger.receipt` then says why.
+    """
+
+    index: int
+    receipt: str | None = None
+    checkpoint: str | None = None
+
+
+class LedgerWriter:
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.queue: asyncio.Queue[tuple[list[LedgerEntry], bool, asyncio.Future]] = asyncio.Queue()
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name="ledger-writer")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    async def append(self, entry: LedgerEntry) -> int:
+        """Log `entry` durably; return its index (the existing one for a duplicate)."""
+        [logged] = await self.append_many([entry])
+        return logged.index
+
+    async def append_many(self, entries: list[LedgerEntry], *, receipts: bool = False) -> list[Logged]:
+        """Log `entries` durably, in order, in one commit; with `receipts`, each with a receipt against a
+        checkpoint signed after the commit."""
+        if not entries:
+            return []
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((entries, receipts, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = await take_batch(self.queue, MAX_BATCH, size=lambda request: len(request[0]))
+            try:
+                answers = await asyncio.to_thread(self._commit, batch)
+            except Exception as e:  # a failed commit answers every waiter; nothing was acknowledged
+                logger.exception("ledger append failed")
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            for answer, (_, _, future) in zip(answers, batch, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+
+    def _commit(self, batch: list[tuple[list[LedgerEntry], bool, asyncio.Future]]) -> list[list[Logged]]:
+        """In the writer's thread: append the batch, then make the receipts its callers asked for."""
+        indices = self.ledger.append([entry for entries, _, _ in batch for entry in entries])
+        spans, start = [], 0
+        for entries, receipts, _ in batch:
+            spans.append((indices[start:start + len(entries)], receipts))
+            start += len(entries)
+        wanted = [index for span, receipts in spans if receipts for index in span]
+        made: dict[int, tuple[str, str]] = {}
+        if wanted:
+            try:
+                note, receipts = self.ledger.receipts(wanted)
+                made = {index: (receipt, note) for index, receipt in zip(wanted, receipts, strict=True)}
+            except Exception:  # the entries are committed: their callers go on, and ask again for the receipt
+                logger.exception("receipts for entries %d.. failed", wanted[0])
+        return [[Logged(index, *made.get(index, (None, None))) if receipts else Logged(index) for index in span]
+                for span, receipts in spans]

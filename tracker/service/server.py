@@ -1,0 +1,50 @@
+"""The tracker's gRPC server: our services plus the standard health service and reflection."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from potluck.errors import ConfigError
+from potluck.proto import tracker_pb2, tracker_pb2_grpc
+from potluck.proto.wire import MAX_MESSAGE_BYTES
+
+logger = logging.getLogger(__name__)
+
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),
+]
+
+
+async def start_server(listen: str, *, ledger_service=None, tracker_service=None,
+                       interceptors=()) -> tuple[grpc.aio.Server, int]:
+    """Start a grpc.aio server on `listen` (HOST:PORT, port 0 picks one); return it and its port."""
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors))
+    names = [reflection.SERVICE_NAME, health.SERVICE_NAME]
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    descriptor = tracker_pb2.DESCRIPTOR.services_by_name
+    if ledger_service is not None:
+        tracker_pb2_grpc.add_LedgerServicer_to_server(ledger_service, server)
+        names.append(descriptor["Ledger"].full_name)
+    if tracker_service is not None:
+        tracker_pb2_grpc.add_TrackerServicer_to_server(tracker_service, server)
+        names.append(descriptor["Tracker"].full_name)
+    reflection.enable_server_reflection(names, server)
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError as e:
+        raise ConfigError(f"--listen {listen}: cannot listen there ({e})") from None
+    if port == 0:
+        raise ConfigError(f"--listen {listen}: cannot listen there (address in use or not local)")
+    await server.start()
+    for name in names[2:]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    logger.info("gRPC server listening on %s (port %d)", listen, port)
+    return server, port

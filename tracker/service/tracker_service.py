@@ -1,0 +1,148 @@
+"""The Tracker gRPC service that volunteers talk to: manifest, registration, reports, data shards.
+
+Reports come in messages of up to 64 on a stream and go on to `Submissions`, which logs them; each
+message is answered with an ack per report (entry index, checkpoint, receipt) once they are durably
+in the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from potluck.binding import verify_binding
+from potluck.errors import VerificationError
+from potluck.manifest import SignedManifest
+from potluck.proto import tracker_pb2 as pb
+from potluck.proto.ledger_pb2 import BindingRecord, LedgerEntry
+from potluck.proto.tracker_pb2_grpc import TrackerServicer
+from potluck.proto.wire import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
+from potluck.signing import parse_envelope
+from potluck.tracker.credit import Accounts
+from potluck.tracker.intake import Submissions
+from potluck.tracker.ledger import Ledger, LedgerWriter
+
+logger = logging.getLogger(__name__)
+
+SHARD_CHUNK_BYTES = 1024 * 1024
+MAX_MESSAGES_IN_FLIGHT = 16  # per stream
+
+
+class TrackerService(TrackerServicer):
+    def __init__(self, *, manifest: SignedManifest, ledger: Ledger, writer: LedgerWriter, accounts: Accounts,
+                 submissions: Submissions, shards: dict[str, Path] | None = None):
+        self.manifest, self.ledger, self.writer, self.accounts = manifest, ledger, writer, accounts
+        self.submissions, self.stats = submissions, submissions.stats
+        self.shards = shards or {}
+
+    async def GetManifest(self, request, context):
+        return pb.GetManifestResponse(signed_manifest=self.manifest.envelope, log_key=self.ledger.verifier_key)
+
+    async def Register(self, request, context):
+        try:
+            parse_envelope(request.binding)
+        except VerificationError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"binding: {e}")
+        try:
+            binding = verify_binding(request.binding, self.manifest.origin)
+        except VerificationError as e:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+        owner = self.accounts.account_of_peer.get(binding.peer_id)
+        if owner is not None and owner != binding.account_id:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"peer {binding.peer_id} is already bound to account {owner[:12]}")
+        entry = LedgerEntry(origin=self.manifest.origin, logged_at_ms=_now_ms(), binding=BindingRecord(
+            binding=request.binding, account_id=binding.account_id, peer_id=binding.peer_id))
+        index = await self.writer.append(entry)
+        self.accounts.bind(binding.account_id, binding.peer_id)
+        return pb.RegisterResponse(index=index)
+
+    async def SubmitReports(self, request_iterator, context):
+        """Answer each message of reports with their acks, in the order the messages came.
+
+        Up to MAX_MESSAGES_IN_FLIGHT of a stream's messages are in progress at once, so a reporter's
+        batches share commits; `Submissions` checks them in the order they came.
+        """
+        answers: asyncio.Queue = asyncio.Queue()
+        slots = asyncio.Semaphore(MAX_MESSAGES_IN_FLIGHT)
+
+        async def read() -> None:
+            try:
+                async for request in request_iterator:
+                    envelopes = list(request.reports)
+                    if problem := _message_problem(envelopes):
+                        answers.put_nowait(_BadMessage(problem))
+                        return
+                    await slots.acquire()
+                    answers.put_nowait(self.submissions.submit(envelopes))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the stream broke: answer what came before it, then fail as before
+                answers.put_nowait(e)
+            else:
+                answers.put_nowait(None)
+
+        reader, answer = asyncio.ensure_future(read()), None
+        try:
+            while (answer := await answers.get()) is not None:
+                if isinstance(answer, _BadMessage):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, answer.reason)
+                if isinstance(answer, Exception):
+                    raise answer
+                yield pb.SubmitReportsResponse(acks=await answer)
+                slots.release()
+        finally:
+            reader.cancel()
+            # Messages already handed over are logged all the same (in the pump's batches); nobody awaits
+            # their answers any more, so their outcome is retrieved here.
+            left = [answer] + [answers.get_nowait() for _ in range(answers.qsize())]
+            for future in left:
+                if isinstance(future, asyncio.Future):
+                    future.add_done_callback(_retrieve)
+
+    async def FetchShard(self, request, context):
+        path = self.shards.get(request.sha256)
+        if path is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no dataset shard with sha256 {request.sha256[:64]!r}")
+        with path.open("rb") as f:
+            while chunk := await asyncio.to_thread(f.read, SHARD_CHUNK_BYTES):
+                yield pb.ShardChunk(data=chunk)
+
+    async def GetStatus(self, request, context):
+        stats = self.stats
+        status = pb.StatusResponse(
+            origin=self.manifest.origin, epoch=stats.epoch, num_peers=len(self.accounts.account_of_peer),
+            samples_per_second=stats.samples_per_second(), loss=stats.loss or 0.0, num_reports=stats.num_reports,
+            tree_size=self.ledger.size)
+        if stats.spread is not None:
+            epoch, num_peers, relative = stats.spread
+            status.spread.CopyFrom(pb.ParameterSpread(epoch=epoch, num_peers=num_peers, relative=relative))
+        return status
+
+
+@dataclass(frozen=True)
+class _BadMessage:
+    reason: str
+
+
+def _message_problem(envelopes: list[bytes]) -> str | None:
+    if len(envelopes) > MAX_REPORTS_PER_MESSAGE:
+        return f"a message carries {len(envelopes)} reports, more than {MAX_REPORTS_PER_MESSAGE}"
+    size = sum(map(len, envelopes))
+    if size > MAX_MESSAGE_REPORT_BYTES:
+        return f"a message carries {size} bytes of reports, more than {MAX_MESSAGE_REPORT_BYTES}"
+    return None
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

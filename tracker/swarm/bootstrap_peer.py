@@ -1,0 +1,54 @@
+"""The swarm's first DHT peer: the address every volunteer joins through, so it must never change.
+
+It runs in a process group of its own with an identity kept in the lead's state dir (a stable
+PeerID) on a fixed port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from potluck.errors import ConfigError
+from potluck.group_process import GroupProcess
+
+BOOTSTRAP_START_TIMEOUT = 60.0
+BOOTSTRAP_STOP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class BootstrapReady:
+    maddrs: list[str]  # the peer's multiaddrs, ending in its PeerID
+
+
+@dataclass(frozen=True)
+class BootstrapFailed:
+    reason: str
+
+
+def start_bootstrap_peer(state_dir: Path, host: str, port: int) -> tuple[GroupProcess, list[str]]:
+    """Start the bootstrap peer on `host`:`port`; return its process and its multiaddrs."""
+    from potluck.binding import load_or_create_peer_identity  # here: it imports hivemind, which takes seconds
+
+    identity = load_or_create_peer_identity(state_dir / "bootstrap.key")
+    peer = GroupProcess(_run_bootstrap_peer, str(identity.path), host, port, name="potluck-bootstrap").start()
+    event = peer.next_event(BOOTSTRAP_START_TIMEOUT)
+    if not isinstance(event, BootstrapReady):
+        peer.kill()
+        why = event.reason if isinstance(event, BootstrapFailed) else f"no answer within {BOOTSTRAP_START_TIMEOUT:.0f}s"
+        raise ConfigError(f"--dht-port {port}: cannot start the bootstrap DHT peer on {host} ({why})")
+    return peer, event.maddrs
+
+
+def _run_bootstrap_peer(stop, events, identity_path: str, host: str, port: int) -> None:
+    import hivemind
+
+    try:
+        dht = hivemind.DHT(start=True, host_maddrs=[f"/ip4/{host}/tcp/{port}"], identity_path=identity_path)
+    except Exception as e:  # hivemind reports a taken port as a generic daemon error
+        events.put(BootstrapFailed(" ".join(str(e).split())[:300]))
+        return
+    events.put(BootstrapReady([str(m) for m in dht.get_visible_maddrs()]))
+    while not stop.wait(1.0):
+        pass
+    dht.shutdown()

@@ -1,0 +1,101 @@
+"""`potluck swarm start` and `potluck tracker serve`: what a project lead runs.
+
+`swarm start` brings up the bootstrap DHT peer (stable identity and port), fills its addresses and
+the tracker's into the manifest, signs it, starts the tracker, and writes `swarm.json` and
+`log.pub` for volunteers and auditors. SIGINT/SIGTERM stop everything; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from potluck.address import check_host_port
+from potluck.atomic_file import write_file_atomically
+from potluck.datasets import find_shard
+from potluck.errors import ConfigError
+from potluck.identity import AccountKey
+from potluck.manifest import SignedManifest, sign_manifest, verify_manifest
+from potluck.proto.manifest_pb2 import Manifest
+from potluck.tracker.swarm.bootstrap_peer import BOOTSTRAP_STOP_TIMEOUT, start_bootstrap_peer
+
+if TYPE_CHECKING:
+    from potluck.tracker.tracker import Tracker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SwarmStartConfig:
+    """`potluck swarm start`'s options, one field per flag."""
+
+    state_dir: Path
+    db: str | None  # default: state_dir/ledger.sqlite
+    listen: str  # the tracker's HOST:PORT
+    dht_port: int
+    data_dir: Path | None
+    checkpoint_every: int = 5
+
+
+def shards_in(data_dir: Path | None, manifest: Manifest) -> dict[str, Path]:
+    """The dataset shards the tracker serves, found by sha256 or name in `data_dir`."""
+    found = {}
+    for shard in manifest.datasets:
+        path = find_shard(shard, [data_dir] if data_dir else [])
+        if path is None:
+            raise ConfigError(f"dataset shard {shard.name}: not found in --data-dir {data_dir} (by sha256 or name)")
+        found[shard.sha256] = path
+    return found
+
+
+async def serve_until_signalled(tracker: Tracker) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        logger.info("stopping")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await tracker.stop()
+
+
+def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *, on_ready=None) -> None:
+    """Start the bootstrap peer and the tracker; serve until SIGINT/SIGTERM."""
+    host, port = check_host_port(config.listen, "--listen").rsplit(":", 1)
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shards = shards_in(config.data_dir, manifest)
+    bootstrap, maddrs = start_bootstrap_peer(config.state_dir, host, config.dht_port)
+    try:
+        manifest = Manifest.FromString(manifest.SerializeToString())
+        del manifest.bootstrap_peers[:]
+        manifest.bootstrap_peers.extend(maddrs)
+        manifest.tracker_address = config.listen
+        signed = verify_manifest(sign_manifest(manifest, lead))
+        write_file_atomically(config.state_dir / "swarm.manifest", signed.envelope)
+        asyncio.run(_serve(signed, config, shards, on_ready))
+    finally:
+        bootstrap.stop(BOOTSTRAP_STOP_TIMEOUT)
+
+
+async def _serve(signed: SignedManifest, config: SwarmStartConfig, shards, on_ready) -> None:
+    from potluck.tracker.tracker import Tracker, TrackerConfig  # here: `swarm init` and `sign` need not load it
+
+    tracker = await Tracker.start(signed, TrackerConfig(
+        state_dir=config.state_dir, db=config.db or str(config.state_dir / "ledger.sqlite"), listen=config.listen,
+        shards=shards, checkpoint_every=config.checkpoint_every))
+    info = {"tracker": config.listen, "initial_peers": list(signed.manifest.bootstrap_peers),
+            "log_key": tracker.log_key, "manifest_id": signed.manifest_id.hex(), "origin": signed.origin,
+            "lead": signed.lead_key.hex()}
+    # Readers wait for this file to appear: it must never be seen half written.
+    write_file_atomically(config.state_dir / "swarm.json", (json.dumps(info, indent=2) + "\n").encode())
+    if on_ready is not None:
+        on_ready(info)
+    await serve_until_signalled(tracker)

@@ -1,0 +1,113 @@
+"""The tracker, assembled: ledger and accounts, report intake, verification, the single writer, the gRPC services."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from potluck.entries import decode_entry
+from potluck.errors import ConfigError
+from potluck.keyfile import load_or_create_secret
+from potluck.manifest import SignedManifest, param_dict
+from potluck.node.hivemind_config import HivemindConfig
+from potluck.node.tasks import get_task
+from potluck.proto.report_pb2 import ContributionReport
+from potluck.signing import parse_envelope
+from potluck.tracker.credit import Accounts, CreditPolicy
+from potluck.tracker.intake import ReportIntake, Submissions
+from potluck.tracker.ledger import Ledger, LedgerWriter, load_or_create_log_key, open_store
+from potluck.tracker.service import LedgerService, TrackerService, start_server
+from potluck.tracker.swarm_stats import SwarmStats
+from potluck.tracker.verifier import Verification, VerifierSpec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackerConfig:
+    """Where the tracker keeps its state and where it listens."""
+
+    state_dir: Path
+    db: str  # a SQLite path, or a postgresql:// URL
+    listen: str  # HOST:PORT; port 0 picks a free one
+    shards: dict[str, Path] = field(default_factory=dict)  # dataset shards it serves, by sha256
+    verify: bool = True  # run the verifier (stages b and c); without it grants vest on escrow depth alone
+    checkpoint_every: int = 5  # the verifier saves the swarm's model to state_dir/checkpoints this often
+
+
+class Tracker:
+    """A running tracker. Create with `await Tracker.start(...)`, end with `await tracker.stop()`."""
+
+    def __init__(self, manifest: SignedManifest, ledger: Ledger, server: grpc.aio.Server, port: int,
+                 writer: LedgerWriter, service: TrackerService):
+        self.manifest, self.ledger, self.server, self.port = manifest, ledger, server, port
+        self.writer, self.service = writer, service
+
+    @classmethod
+    async def start(cls, manifest: SignedManifest, config: TrackerConfig) -> Tracker:
+        m = manifest.manifest
+        log_key = load_or_create_log_key(config.state_dir, m.origin)
+        accounts = Accounts(m.origin, m.credit_policy)  # restored from every stored entry as the ledger opens
+        ledger = Ledger(open_store(config.db), origin=m.origin, log_key=log_key, balances=accounts)
+        policy = CreditPolicy(m.credit_policy, origin=m.origin, accounts=accounts,
+                              check_key=load_or_create_secret(config.state_dir / "check.key"))
+        task = get_task(m.task.name, param_dict(m.task))  # the verifier supplies shards when it needs data
+        flops_per_sample, tokens_per_sample = task.flops_per_sample(), task.tokens_per_sample()
+        intake = ReportIntake(manifest, accounts, flops_per_sample=flops_per_sample,
+                              tokens_per_sample=tokens_per_sample)
+        writer = LedgerWriter(ledger)
+        writer.start()
+        spec = _verifier_spec(m, config) if config.verify else None
+        stats = SwarmStats()
+        verification = Verification(policy=policy, writer=writer, spec=spec, stats=stats)
+        submissions = Submissions(manifest=manifest, ledger=ledger, writer=writer, intake=intake,
+                                  verification=verification, stats=stats, flops_per_sample=flops_per_sample)
+        service = TrackerService(manifest=manifest, ledger=ledger, writer=writer, accounts=accounts,
+                                 submissions=submissions, shards=config.shards)
+        try:
+            await verification.start()
+            await submissions.start()
+            for _, index in policy.escrowed() if config.verify else ():
+                envelope = decode_entry(ledger.entries(index, index + 1)[0], index).grant.report
+                # Its signature was checked when it was logged (and the verifier checks it again).
+                verification.recheck(index, envelope, ContributionReport.FromString(parse_envelope(envelope).payload))
+            server, port = await start_server(
+                config.listen, tracker_service=service,
+                ledger_service=LedgerService(ledger, m.credit_policy.flops_per_credit))
+        except BaseException:
+            await submissions.stop()
+            await verification.stop()
+            await writer.stop()
+            ledger.store.close()
+            raise
+        logger.info("tracker for %s serving on port %d (%d ledger entries)", m.origin, port, ledger.size)
+        return cls(manifest, ledger, server, port, writer, service)
+
+    @property
+    def log_key(self) -> str:
+        return self.ledger.verifier_key
+
+    @property
+    def verification(self) -> Verification:
+        return self.service.submissions.verification
+
+    async def stop(self, grace: float = 2.0) -> None:
+        await self.server.stop(grace)
+        await self.service.submissions.stop()
+        await self.verification.stop()
+        await self.writer.stop()
+        self.ledger.store.close()
+
+
+def _verifier_spec(m, config: TrackerConfig) -> VerifierSpec:
+    if not m.bootstrap_peers:
+        raise ConfigError("the manifest names no bootstrap peers, so the verifier cannot follow the swarm")
+    return VerifierSpec(
+        origin=m.origin, hivemind=HivemindConfig.from_manifest(m), data_seed=m.swarm_seed,
+        task_name=m.task.name, task_params=param_dict(m.task),
+        shards=tuple((sha, path.read_bytes()) for sha, path in config.shards.items()),
+        checkpoint_dir=str(config.state_dir / "checkpoints"), checkpoint_every=config.checkpoint_every)
+
