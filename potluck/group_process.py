@@ -40,6 +40,7 @@ class GroupProcess:
         self.events = context.Queue()
         self.process = context.Process(target=_child_main, args=(target, self.events, os.getpid(), args), name=name,
                                        daemon=False)
+        self._group_killed = False
 
     @property
     def pid(self) -> int | None:
@@ -47,7 +48,22 @@ class GroupProcess:
 
     @property
     def exitcode(self) -> int | None:
-        return self.process.exitcode
+        """The child's exit status (negative: the signal that ended it), None while it runs.
+
+        Read without reaping it: a reaped leader's group id could be handed to a new process, so
+        `kill` could no longer take its group down safely. Only `kill` reaps it.
+        """
+        if self.process.pid is None:
+            return None
+        if self._group_killed:
+            return self.process.exitcode
+        try:
+            found = os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped by someone else after all
+            return self.process.exitcode
+        if found is None:
+            return None
+        return found.si_status if found.si_code == os.CLD_EXITED else -found.si_status
 
     def start(self) -> GroupProcess:
         self.process.start()
@@ -64,10 +80,10 @@ class GroupProcess:
 
     def exited(self) -> bool:
         """Whether the child has exited, without reaping it (so its group id stays ours)."""
-        if self.process.exitcode is not None:
-            return True
         if self.process.pid is None:
             return False
+        if self._group_killed:
+            return True
         try:
             return os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
         except ChildProcessError:
@@ -87,9 +103,14 @@ class GroupProcess:
         return self.exited()
 
     def kill(self) -> None:
-        """SIGKILL the child's whole process group, then reap the child."""
-        if self.process.pid is None or self.process.exitcode is not None:
-            return  # never started, or already reaped (its group was killed before that)
+        """SIGKILL the child's whole process group, then reap the child.
+
+        Also when the child died on its own: its own children (hivemind's DHT, p2pd) may live on in
+        its group, which lasts while it is an unreaped zombie or any of them lives.
+        """
+        if self.process.pid is None or self._group_killed:
+            return  # never started, or its group was killed (and it was reaped) before
+        self._group_killed = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
