@@ -6,7 +6,8 @@ account it credits, for this origin, claiming at least the samples granted; a bi
 signatures (account and hivemind key) and names the same account and peer as its record. In index
 order (on the caller's thread): report sequence numbers rise strictly per account, no report or
 binding is logged twice, no peer is bound to two accounts, and the credit arithmetic, vesting and
-forfeits hold (`Balances`, the tracker's own fold).
+forfeits hold (`Balances`, the tracker's own fold); given the lead's signed manifest, the tracker's
+decisions follow its policy (`PolicyReplay`).
 
 The Ed25519 check of each report dominates the cost; PyNaCl releases the GIL while it runs, so a
 few threads use every core without the pickling and start-up of a process pool.
@@ -27,6 +28,7 @@ from potluck.proto.ledger_pb2 import BindingRecord, CreditGrant, LedgerEntry
 from potluck.proto.report_pb2 import ContributionReport
 from potluck.signing import PURPOSE_REPORT, open_envelope
 
+from .policy import PolicyReplay
 from .problems import Problem
 
 __all__ = ["CHUNK_SIZE", "Replay", "check_entries", "default_num_threads"]
@@ -120,8 +122,8 @@ class Replay:
     before reading `problems` or `balances`.
     """
 
-    def __init__(self, origin: str, *, num_threads: int | None = None):
-        self.origin = origin
+    def __init__(self, origin: str, *, num_threads: int | None = None, policy: PolicyReplay | None = None):
+        self.origin, self.policy = origin, policy
         self.balances = Balances()
         self.problems: list[Problem] = []
         self.num_threads = default_num_threads() if num_threads is None else num_threads
@@ -192,6 +194,9 @@ class Replay:
             except VerificationError as exc:
                 self._problem(str(exc))
                 self.balances.size = index + 1
+            if self.policy is not None:
+                for message in self.policy.apply(index, entry):
+                    self.problems.append(Problem("policy", message))
 
     def _check_peer_owner(self, index: int, record: BindingRecord) -> None:
         owner = self._peer_owner.setdefault(record.peer_id, (record.account_id, index))

@@ -5,7 +5,9 @@
    the same size with another root a split view, a failed consistency proof a fork. The two signed
    notes are kept as evidence, and the entry where the histories part is named.
 3. The entries new since then are downloaded; with the local copy they must hash to the checkpoint.
-4. Every entry is replayed (`Replay`), and the recomputed balances must equal the tracker's.
+4. Every entry is replayed (`Replay`), and the recomputed balances must equal the tracker's. Given
+   the lead's key (`--lead-key`), the signed manifest is fetched and every decision is checked
+   against its policy (`PolicyReplay`): prices, vesting depth, the cause of every penalty.
 5. Checkpoints other auditors saved (`--compare`) must be consistent with this one.
 
 Only when everything holds is the new checkpoint saved, so a failed audit can be re-run.
@@ -19,11 +21,13 @@ from pathlib import Path
 
 from potluck.entries import AccountBalance, credits_text
 from potluck.errors import TrackerError, TrackerUnreachable, VerificationError
+from potluck.manifest import verify_manifest
 from potluck.tlog import Checkpoint, MerkleTree, leaf_hash, parse_verifier_key, verify_checkpoint, verify_consistency
 from potluck.tracker_client import DEFAULT_RPC_TIMEOUT, TrackerClient
 
 from .compare import ComparedCheckpoint, load_compared_checkpoint, locate_split
 from .history import describe_divergence, describe_edit
+from .policy import PolicyReplay
 from .problems import Problem
 from .replay import Replay
 from .state import AuditState, StateError
@@ -43,6 +47,7 @@ class AuditConfig:
     compare: tuple[Path, ...] = ()
     rpc_timeout: float = DEFAULT_RPC_TIMEOUT
     num_threads: int | None = None
+    lead_key: bytes | None = None  # given: the policy is checked against the manifest it signed
 
 
 class ProgressBase:
@@ -70,6 +75,7 @@ class AuditResult:
     accounts: dict[str, AccountBalance] = field(default_factory=dict)
     flops_per_credit: int | None = None
     balances_compared: bool = False
+    policy_checked: bool = False
     num_compared: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase: download, replay
 
@@ -94,6 +100,7 @@ class AuditResult:
             "previous_size": self.previous_size,
             "new_entries": self.num_new_entries,
             "balances_compared": self.balances_compared,
+            "policy_checked": self.policy_checked,
             "compared_checkpoints": self.num_compared,
             "problems": [p.to_json() for p in self.problems],
             "warnings": self.warnings,
@@ -212,7 +219,8 @@ class _Audit:
         complete = self._download(tree, served.size)
         self.result.timings["download"] = time.perf_counter() - started
         started = time.perf_counter()
-        replay = Replay(self.origin, num_threads=self.config.num_threads)
+        policy = self._policy()
+        replay = Replay(self.origin, num_threads=self.config.num_threads, policy=policy)
         self.progress.start(tree.size, "replaying entries")
         try:
             for chunk in self.state.local_entries(old_size):
@@ -226,10 +234,24 @@ class _Audit:
             replay.close()
         self.result.timings["replay"] = time.perf_counter() - started
         self.result.problems.extend(replay.problems)
+        self.result.policy_checked = policy is not None
         self.result.accounts = replay.balances.accounts
         if complete:
             self._check_balances(replay, served.size)
         return complete
+
+    def _policy(self) -> PolicyReplay | None:
+        """The lead's signed manifest, fetched and checked, to replay the policy against; None without a lead key."""
+        if self.config.lead_key is None:
+            return None
+        try:
+            manifest = verify_manifest(self.client.manifest().signed_manifest, lead_key=self.config.lead_key).manifest
+        except VerificationError as e:
+            raise VerificationError(f"the tracker's manifest: {e}") from None
+        if manifest.origin != self.origin:
+            raise VerificationError(f"the tracker's manifest is for origin {manifest.origin!r}, the log key for "
+                                    f"{self.origin!r}")
+        return PolicyReplay(manifest)
 
     def _download(self, tree: MerkleTree, size: int) -> bool:
         """Fetch entries tree.size..size-1 into the tree and the state's staging file; False if some are missing.

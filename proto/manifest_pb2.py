@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpotluck/proto/manifest.proto\x12\npotluck.v1\"n\n\nParamValue\x12\x13\n\tint_value\x18\x01 \x01(\x03H\x00\x12\x15\n\x0b\x66loat_value\x18\x02 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x03 \x01(\tH\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x42\x06\n\x04kind\"=\n\tCommunity\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0e\n\x06sector\x18\x03 \x01(\t\"\x91\x01\n\x08TaskSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x06params\x18\x02 \x03(\x0b\x32 .potluck.v1.TaskSpec.ParamsEntry\x1a\x45\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.potluck.v1.ParamValue:\x02\x38\x01\"`\n\x0c\x44\x61tasetShard\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\x12\x0f\n\x07license\x18\x04 \x01(\t\x12\r\n\x05owner\x18\x05 \x01(\t\"\x9e\x01\n\x10HivemindSettings\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11target_batch_size\x18\x02 \x01(\r\x12\x18\n\x10matchmaking_time\x18\x03 \x01(\x01\x12\x19\n\x11\x61veraging_timeout\x18\x04 \x01(\x01\x12\x13\n\x0b\x63ompression\x18\x05 \x01(\t\x12\x15\n\rlearning_rate\x18\x06 \x01(\x01\"\x82\x01\n\x0c\x43reditPolicy\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x18\n\x10\x66lops_per_credit\x18\x02 \x01(\x04\x12\x15\n\rsampling_rate\x18\x03 \x01(\x01\x12\x14\n\x0c\x65scrow_depth\x18\x04 \x01(\r\x12\x1a\n\x12new_account_checks\x18\x05 \x01(\r\"\xf6\x02\n\x08Manifest\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0e\n\x06origin\x18\x04 \x01(\t\x12\x12\n\nswarm_seed\x18\x05 \x01(\x0c\x12(\n\tcommunity\x18\x06 \x01(\x0b\x32\x15.potluck.v1.Community\x12\"\n\x04task\x18\x07 \x01(\x0b\x32\x14.potluck.v1.TaskSpec\x12*\n\x08\x64\x61tasets\x18\x08 \x03(\x0b\x32\x18.potluck.v1.DatasetShard\x12.\n\x08hivemind\x18\t \x01(\x0b\x32\x1c.potluck.v1.HivemindSettings\x12\x17\n\x0f\x62ootstrap_peers\x18\n \x03(\t\x12\x17\n\x0ftracker_address\x18\x0b \x01(\t\x12/\n\rcredit_policy\x18\x0c \x01(\x0b\x32\x18.potluck.v1.CreditPolicyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpotluck/proto/manifest.proto\x12\npotluck.v1\"n\n\nParamValue\x12\x13\n\tint_value\x18\x01 \x01(\x03H\x00\x12\x15\n\x0b\x66loat_value\x18\x02 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x03 \x01(\tH\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x42\x06\n\x04kind\"=\n\tCommunity\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0e\n\x06sector\x18\x03 \x01(\t\"\xab\x01\n\x08TaskSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x06params\x18\x02 \x03(\x0b\x32 .potluck.v1.TaskSpec.ParamsEntry\x12\x18\n\x10\x66lops_per_sample\x18\x03 \x01(\x04\x1a\x45\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.potluck.v1.ParamValue:\x02\x38\x01\"`\n\x0c\x44\x61tasetShard\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\x12\x0f\n\x07license\x18\x04 \x01(\t\x12\r\n\x05owner\x18\x05 \x01(\t\"\x9e\x01\n\x10HivemindSettings\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11target_batch_size\x18\x02 \x01(\r\x12\x18\n\x10matchmaking_time\x18\x03 \x01(\x01\x12\x19\n\x11\x61veraging_timeout\x18\x04 \x01(\x01\x12\x13\n\x0b\x63ompression\x18\x05 \x01(\t\x12\x15\n\rlearning_rate\x18\x06 \x01(\x01\"\x82\x01\n\x0c\x43reditPolicy\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x18\n\x10\x66lops_per_credit\x18\x02 \x01(\x04\x12\x15\n\rsampling_rate\x18\x03 \x01(\x01\x12\x14\n\x0c\x65scrow_depth\x18\x04 \x01(\r\x12\x1a\n\x12new_account_checks\x18\x05 \x01(\r\"\xf6\x02\n\x08Manifest\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0e\n\x06origin\x18\x04 \x01(\t\x12\x12\n\nswarm_seed\x18\x05 \x01(\x0c\x12(\n\tcommunity\x18\x06 \x01(\x0b\x32\x15.potluck.v1.Community\x12\"\n\x04task\x18\x07 \x01(\x0b\x32\x14.potluck.v1.TaskSpec\x12*\n\x08\x64\x61tasets\x18\x08 \x03(\x0b\x32\x18.potluck.v1.DatasetShard\x12.\n\x08hivemind\x18\t \x01(\x0b\x32\x1c.potluck.v1.HivemindSettings\x12\x17\n\x0f\x62ootstrap_peers\x18\n \x03(\t\x12\x17\n\x0ftracker_address\x18\x0b \x01(\t\x12/\n\rcredit_policy\x18\x0c \x01(\x0b\x32\x18.potluck.v1.CreditPolicyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,15 +38,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMMUNITY']._serialized_start=156
   _globals['_COMMUNITY']._serialized_end=217
   _globals['_TASKSPEC']._serialized_start=220
-  _globals['_TASKSPEC']._serialized_end=365
-  _globals['_TASKSPEC_PARAMSENTRY']._serialized_start=296
-  _globals['_TASKSPEC_PARAMSENTRY']._serialized_end=365
-  _globals['_DATASETSHARD']._serialized_start=367
-  _globals['_DATASETSHARD']._serialized_end=463
-  _globals['_HIVEMINDSETTINGS']._serialized_start=466
-  _globals['_HIVEMINDSETTINGS']._serialized_end=624
-  _globals['_CREDITPOLICY']._serialized_start=627
-  _globals['_CREDITPOLICY']._serialized_end=757
-  _globals['_MANIFEST']._serialized_start=760
-  _globals['_MANIFEST']._serialized_end=1134
+  _globals['_TASKSPEC']._serialized_end=391
+  _globals['_TASKSPEC_PARAMSENTRY']._serialized_start=322
+  _globals['_TASKSPEC_PARAMSENTRY']._serialized_end=391
+  _globals['_DATASETSHARD']._serialized_start=393
+  _globals['_DATASETSHARD']._serialized_end=489
+  _globals['_HIVEMINDSETTINGS']._serialized_start=492
+  _globals['_HIVEMINDSETTINGS']._serialized_end=650
+  _globals['_CREDITPOLICY']._serialized_start=653
+  _globals['_CREDITPOLICY']._serialized_end=783
+  _globals['_MANIFEST']._serialized_start=786
+  _globals['_MANIFEST']._serialized_end=1160
 # @@protoc_insertion_point(module_scope)

@@ -29,7 +29,7 @@ class Community(_message.Message):
     def __init__(self, language: _Optional[str] = ..., region: _Optional[str] = ..., sector: _Optional[str] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("name", "params")
+    __slots__ = ("name", "params", "flops_per_sample")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -39,9 +39,11 @@ class TaskSpec(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ParamValue, _Mapping]] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    FLOPS_PER_SAMPLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     params: _containers.MessageMap[str, ParamValue]
-    def __init__(self, name: _Optional[str] = ..., params: _Optional[_Mapping[str, ParamValue]] = ...) -> None: ...
+    flops_per_sample: int
+    def __init__(self, name: _Optional[str] = ..., params: _Optional[_Mapping[str, ParamValue]] = ..., flops_per_sample: _Optional[int] = ...) -> None: ...
 
 class DatasetShard(_message.Message):
     __slots__ = ("name", "sha256", "size_bytes", "license", "owner")

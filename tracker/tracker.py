@@ -49,13 +49,16 @@ class Tracker:
     @classmethod
     async def start(cls, manifest: SignedManifest, config: TrackerConfig) -> Tracker:
         m = manifest.manifest
+        task = get_task(m.task.name, param_dict(m.task))  # the verifier supplies shards when it needs data
+        flops_per_sample, tokens_per_sample = task.flops_per_sample(), task.tokens_per_sample()
+        if m.task.flops_per_sample and m.task.flops_per_sample != flops_per_sample:
+            raise ConfigError(f"the manifest prices a sample at {m.task.flops_per_sample} FLOPs, but task "
+                              f"{m.task.name!r} costs {flops_per_sample} (signed by another potluck version?)")
         log_key = load_or_create_log_key(config.state_dir, m.origin)
         accounts = Accounts(m.origin, m.credit_policy)  # restored from every stored entry as the ledger opens
         ledger = Ledger(open_store(config.db), origin=m.origin, log_key=log_key, balances=accounts)
         policy = CreditPolicy(m.credit_policy, origin=m.origin, accounts=accounts,
                               check_key=load_or_create_secret(config.state_dir / "check.key"))
-        task = get_task(m.task.name, param_dict(m.task))  # the verifier supplies shards when it needs data
-        flops_per_sample, tokens_per_sample = task.flops_per_sample(), task.tokens_per_sample()
         intake = ReportIntake(manifest, accounts, flops_per_sample=flops_per_sample,
                               tokens_per_sample=tokens_per_sample)
         writer = LedgerWriter(ledger)

@@ -22,6 +22,7 @@ from potluck.audit import (
 )
 from potluck.cli.kit import JSON_OPTION, new_group
 from potluck.entries import credits_text
+from potluck.manifest import parse_lead_key
 from potluck.tracker_client import DEFAULT_RPC_TIMEOUT, TrackerClient
 
 audit_app = new_group("Verify a swarm's credit log, receipts and balances without trusting the tracker.")
@@ -69,13 +70,16 @@ def verify(
                                           "copy of the entries (default: $POTLUCK_HOME/audit/<log>)."),
     compare: list[Path] | None = typer.Option(None, "--compare", help="A checkpoint file another auditor saved (or "
                                                                       "its state directory); repeatable."),
+    lead_key: str | None = typer.Option(None, "--lead-key", help="The lead's account id: check the tracker's "
+                                        "decisions against the manifest it signed (prices, vesting, penalties)."),
     as_json: bool = JSON_OPTION,
     timeout: float = TIMEOUT_OPTION,
 ) -> None:
     """Check the log: signature, consistency with the last run, every entry, every balance. Exit 1 on any problem."""
     key = read_log_key(log_key)
     config = AuditConfig(tracker=tracker, log_key=key, state_dir=state_dir or default_state_dir(key),
-                         compare=tuple(compare or ()), rpc_timeout=timeout)
+                         compare=tuple(compare or ()), rpc_timeout=timeout,
+                         lead_key=parse_lead_key(lead_key) if lead_key is not None else None)
     with _Bar() as bar:
         result = verify_log(config, progress=bar)
     for warning in result.warnings:
@@ -100,6 +104,8 @@ def _print_result(result: AuditResult) -> None:
                f"{result.num_new_entries} new entries, all {result.tree_size} replayed")
     if result.balances_compared:
         typer.echo(f"balances of {len(result.accounts)} accounts match the tracker's")
+    typer.echo("policy checked against the lead's manifest" if result.policy_checked else
+               "policy not checked (give --lead-key to check prices, vesting and penalties against the manifest)")
     if result.num_compared:
         typer.echo(f"consistent with {result.num_compared} compared checkpoint(s)")
     if result.accounts and len(result.accounts) <= MAX_TABLE_ROWS and result.flops_per_credit:

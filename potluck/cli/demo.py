@@ -58,8 +58,8 @@ def run_demo(*, num_nodes: int, epochs: int, keep: Path | None, console: Console
             codes = {name: node.popen.returncode for name, node in swarm.nodes.items()}
             rows = _settle(swarm)
             audit = swarm.run_cli("audit", "verify", "--tracker", info["tracker"], "--log-key",
-                                  str(swarm.state_dir / "log.pub"), "--state-dir", str(workdir / "auditor"), "--json",
-                                  home=workdir / "auditor", timeout=300)
+                                  str(swarm.state_dir / "log.pub"), "--lead-key", info["lead"], "--state-dir",
+                                  str(workdir / "auditor"), "--json", home=workdir / "auditor", timeout=300)
         _print_credits(console, swarm, rows)
         verdict = json.loads(audit.stdout) if audit.stdout.strip().startswith("{") else {}
         ok = audit.returncode == 0 and all(code == 0 for code in codes.values())

@@ -87,12 +87,15 @@ class LyingLedgerService(LedgerService):
 class Tracker:
     """A real gRPC server whose service can be pointed at any ledger (each re-signed with LOG_KEY)."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, tracker_service=None):
+        """`tracker_service(verifier_key)`, if given, makes the Tracker service to serve beside the ledger."""
         self.directory = directory
         self.verifier_key = VERIFIER_KEY
         self.ledgers: list[Ledger] = []
         self.service = LyingLedgerService(self.open_ledger([], "empty"))
-        self.server: ServerThread | None = ServerThread(ledger_service=self.service)
+        self.server: ServerThread | None = ServerThread(
+            ledger_service=self.service,
+            tracker_service=tracker_service(VERIFIER_KEY) if tracker_service is not None else None)
         self.address = self.server.address
         self.runner = CliRunner()
 

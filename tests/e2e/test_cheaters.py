@@ -65,6 +65,7 @@ class Outcome:
     leftovers: list[int] = field(default_factory=list)
     codes: dict[str, int] = field(default_factory=dict)
     workdir: Path | None = None
+    audit: object = None
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +98,9 @@ def outcome(tmp_path_factory) -> Outcome:
             outbox.close()
         with TrackerClient(info["tracker"]) as client:
             result.entries = [decode_entry(d) for chunk in client.entries(0, result.size_after_direct) for d in chunk]
+        result.audit = swarm.run_cli("audit", "verify", "--tracker", info["tracker"], "--log-key",
+                                     str(swarm.state_dir / "log.pub"), "--lead-key", info["lead"], "--state-dir",
+                                     str(workdir / "auditor"), home=workdir / "auditor", timeout=300)
     finally:
         swarm.stop()
     result.leftovers = descendant_pids(os.getpid())
@@ -183,6 +187,12 @@ def test_tripled_claims_after_the_default_rate_are_caught_and_never_vest(outcome
     if len(struck) >= 2:
         assert "forfeit" in [e.WhichOneof("kind") for e in entries]
     assert vested_indices(outcome, "triple") & cheating == set()
+
+
+def test_every_strike_forfeit_and_ban_passes_the_auditors_policy_replay(outcome):
+    # The penalties above, as an auditor holding only the log key and the lead's key sees them.
+    assert outcome.audit.returncode == 0, outcome.audit.stdout + outcome.audit.stderr
+    assert "policy checked against the lead's manifest" in outcome.audit.stdout
 
 
 @pytest.mark.parametrize(("name", "code"), [("replay", "ALREADY_EXISTS"), ("another key", "UNAUTHENTICATED"),

@@ -97,8 +97,8 @@ def scenario(tmp_path_factory) -> Scenario:
                 time.sleep(5.0)
             entries = [data for chunk in client.entries(0, client.balances().tree_size) for data in chunk]
         audit = swarm.run_cli("audit", "verify", "--tracker", info["tracker"], "--log-key",
-                              str(swarm.state_dir / "log.pub"), "--state-dir", str(workdir / "auditor"),
-                              home=workdir / "auditor", timeout=300)
+                              str(swarm.state_dir / "log.pub"), "--lead-key", info["lead"], "--state-dir",
+                              str(workdir / "auditor"), home=workdir / "auditor", timeout=300)
         accounts = {name: load_account_key(workdir / name / "account.key").account_id for name in swarm.nodes}
         result = Scenario(workdir, codes, killed_at_epoch, late_joined_at_epoch, accounts, entries=entries,
                           balances=balances, audit=audit, log_key=info["log_key"], spreads=spreads)
@@ -207,6 +207,8 @@ def test_late_volunteer_starts_from_the_swarms_state(scenario):
 
 def test_credits_are_granted_and_vested_and_the_audit_passes(scenario):
     assert scenario.audit.returncode == 0, scenario.audit.stdout + scenario.audit.stderr
+    # The real tracker's decisions follow the lead's signed policy, as the auditor replays it.
+    assert "policy checked against the lead's manifest" in scenario.audit.stdout
     for name in NODES:
         balance = scenario.balances[scenario.accounts[name]]
         assert balance.granted_flops > 0 and balance.vested_flops > 0, (name, balance)

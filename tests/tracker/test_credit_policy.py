@@ -107,6 +107,19 @@ def test_one_failed_check_freezes_vesting_until_clean_checks_forgive_it():
     assert log.alice.vested_flops > 0 and log.alice.forfeited_flops == 0
 
 
+def test_a_struck_grant_never_vests_even_once_its_strike_is_forgiven():
+    # Before: forgiveness unfroze the account and its struck grant vested with the rest; the auditor's
+    # policy replay (audit/policy.py) refuses a vest of a struck grant.
+    log = Log()
+    grants = [log.grant(checked=True) for _ in range(6)]
+    log.check(grants[0], passed=False)
+    for index in grants[1:]:
+        log.check(index, passed=True)
+    vested = {i for e in log.entries if e.WhichOneof("kind") == "vest" for i in e.vest.grant_indices}
+    assert vested and grants[0] not in vested
+    assert grants[0] in log.alice.escrow  # it waits in escrow: a second strike would forfeit it
+
+
 def test_two_strikes_forfeit_the_escrow_and_a_third_bans():
     log = Log()
     grants = [log.grant(checked=True) for _ in range(4)]

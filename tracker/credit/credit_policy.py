@@ -108,8 +108,9 @@ class CreditPolicy:
         if state.frozen or state.ban_decided:
             return []
         horizon = min(state.pending | state.unproven, default=None)
-        due = [g for g in sorted(state.undecided)
-               if state.accepted_after[g] >= self.policy.escrow_depth and (horizon is None or g < horizon)]
+        # A struck grant never vests (its claim failed a check): it waits in escrow for a forfeit.
+        due = [g for g in sorted(state.undecided) if g not in state.struck
+               and state.accepted_after[g] >= self.policy.escrow_depth and (horizon is None or g < horizon)]
         if not due:
             return []
         flops = sum(state.undecided.pop(g) for g in due)

@@ -102,7 +102,10 @@ def _param_value(value: Any) -> ParamValue:
 
 
 def _load_task(source: str, table: Any) -> TaskSpec:
-    from potluck.node.tasks import TASKS  # here, not at the top: it imports torch, which `swarm init` needs not
+    from potluck.node.tasks import (  # here, not at the top: it imports torch, which `swarm init` needs not
+        TASKS,
+        get_task,
+    )
 
     section = _Table(source, "task", table)
     name = section.take_str("name")
@@ -117,7 +120,9 @@ def _load_task(source: str, table: Any) -> TaskSpec:
         validated = TASKS[name].validate_params(params.table)
     except ConfigError as e:
         raise ConfigError(f"{source}: [task.params] {str(e).removeprefix('task.params.')}") from None
-    return TaskSpec(name=name, params={k: _param_value(v) for k, v in validated.items()})
+    # The price of a sample, signed with the manifest: grants must use it, and auditors check that they do.
+    return TaskSpec(name=name, params={k: _param_value(v) for k, v in validated.items()},
+                    flops_per_sample=get_task(name, validated).flops_per_sample())
 
 
 def _load_dataset(source: str, number: int, table: Any) -> DatasetShard:
