@@ -1,33 +1,52 @@
-"""Turning a training window into what the tracker receives: signed attestations and reports."""
+"""Turning a training window into what the tracker receives: a signed report, carrying the groupmates' attestations."""
 
 from __future__ import annotations
 
-from google.protobuf.message import DecodeError
+import logging
 
+from potluck.attestations import open_attestation
+from potluck.errors import VerificationError
 from potluck.identity import AccountKey
 from potluck.manifest import SignedManifest
 from potluck.node.training import WindowStats
 from potluck.proto.envelope_pb2 import SignedEnvelope
-from potluck.proto.report_pb2 import Attestation, AveragingRound, ContributionReport
-from potluck.signing import PURPOSE_ATTESTATION, PURPOSE_REPORT, seal
+from potluck.proto.report_pb2 import AveragingRound, ContributionReport
+from potluck.proto.wire import MAX_ATTESTATIONS_PER_REPORT
+from potluck.signing import PURPOSE_REPORT, seal
+
+logger = logging.getLogger(__name__)
 
 
-def attestation(account: AccountKey, origin: str, epoch: int, peer_id: str) -> bytes:
-    """What this node gathers into its averaging round at `epoch`: proof to groupmates of who it is."""
-    message = Attestation(origin=origin, epoch=epoch, peer_id=peer_id, account_id=account.account_id)
-    return seal(message.SerializeToString(deterministic=True), purpose=PURPOSE_ATTESTATION, origin=origin,
-                signing_key=account.signing_key)
+def groupmate_attestations(groupmates: dict[str, bytes | None], origin: str) -> list[SignedEnvelope]:
+    """The attestations worth carrying: each verifies, is for this swarm, names its signer, and was
+    gathered from the very peer it names (hivemind authenticates who sent what in a round).
+
+    A groupmate may send anything (a modified node, a throwaway key); what fails these checks is
+    dropped, not carried, and at most `MAX_ATTESTATIONS_PER_REPORT` are kept. What the node cannot
+    check (which account the tracker bound the peer to) the tracker checks, and blames only the signer.
+    """
+    kept = []
+    for peer_id, payload in sorted(groupmates.items()):
+        if len(kept) == MAX_ATTESTATIONS_PER_REPORT:
+            break
+        if not payload:
+            continue
+        try:
+            claim = open_attestation(payload, origin)
+        except VerificationError as e:
+            logger.info("dropped the attestation groupmate %s sent: %s", peer_id, e)
+            continue
+        if claim.peer_id != peer_id or not claim.names_its_signer:
+            logger.info("dropped the attestation groupmate %s sent: it names peer %s and account %s, signed by %s",
+                        peer_id, claim.peer_id, claim.account_id[:12], claim.signer[:12])
+            continue
+        kept.append(SignedEnvelope.FromString(payload))
+    return kept
 
 
 def build_report(stats: WindowStats, *, manifest: SignedManifest, account: AccountKey, sequence: int) -> bytes:
     """The signed contribution report for one window."""
-    attestations = []
-    for payload in stats.groupmates.values():
-        try:
-            if payload:
-                attestations.append(SignedEnvelope.FromString(payload))
-        except DecodeError:
-            continue  # a groupmate sent junk: it simply attests nothing
+    attestations = groupmate_attestations(stats.groupmates, manifest.origin)
     report = ContributionReport(
         origin=manifest.origin, manifest_id=manifest.manifest_id, account_id=account.account_id,
         peer_id=stats.peer_id, sequence=sequence, epoch=stats.epoch, batch_size=stats.batch_size,

@@ -11,9 +11,9 @@ import logging
 import threading
 from dataclasses import dataclass, replace
 
+from potluck.attestations import sign_attestation
 from potluck.identity import AccountKey
 from potluck.node.hardware import pick_batch_size
-from potluck.node.reports import attestation
 from potluck.node.tasks import get_task
 from potluck.node.training import TrainingConfig, TrainingWorker
 
@@ -77,7 +77,7 @@ def run_worker(stop, events, spec: WorkerSpec) -> None:
     worker = TrainingWorker(
         config, task,
         on_window=events.put,
-        gather_payload=lambda epoch: attestation(spec.account, spec.origin, epoch, worker.peer_id),
+        gather_payload=lambda epoch: sign_attestation(spec.account, spec.origin, epoch, worker.peer_id),
         on_ready=on_ready,
     )
     worker.run(stop, max_windows=spec.max_windows)

@@ -174,7 +174,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("origin", "epoch", "num_peers", "samples_per_second", "loss", "num_reports", "tree_size", "spread")
+    __slots__ = ("origin", "epoch", "num_peers", "samples_per_second", "loss", "num_reports", "tree_size", "spread", "verifier")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     NUM_PEERS_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +183,7 @@ class StatusResponse(_message.Message):
     NUM_REPORTS_FIELD_NUMBER: _ClassVar[int]
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
     SPREAD_FIELD_NUMBER: _ClassVar[int]
+    VERIFIER_FIELD_NUMBER: _ClassVar[int]
     origin: str
     epoch: int
     num_peers: int
@@ -191,7 +192,22 @@ class StatusResponse(_message.Message):
     num_reports: int
     tree_size: int
     spread: ParameterSpread
-    def __init__(self, origin: _Optional[str] = ..., epoch: _Optional[int] = ..., num_peers: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., loss: _Optional[float] = ..., num_reports: _Optional[int] = ..., tree_size: _Optional[int] = ..., spread: _Optional[_Union[ParameterSpread, _Mapping]] = ...) -> None: ...
+    verifier: VerifierHealth
+    def __init__(self, origin: _Optional[str] = ..., epoch: _Optional[int] = ..., num_peers: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., loss: _Optional[float] = ..., num_reports: _Optional[int] = ..., tree_size: _Optional[int] = ..., spread: _Optional[_Union[ParameterSpread, _Mapping]] = ..., verifier: _Optional[_Union[VerifierHealth, _Mapping]] = ...) -> None: ...
+
+class VerifierHealth(_message.Message):
+    __slots__ = ("running", "restarts", "outstanding_jobs", "pid", "last_exit")
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_JOBS_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    LAST_EXIT_FIELD_NUMBER: _ClassVar[int]
+    running: bool
+    restarts: int
+    outstanding_jobs: int
+    pid: int
+    last_exit: str
+    def __init__(self, running: _Optional[bool] = ..., restarts: _Optional[int] = ..., outstanding_jobs: _Optional[int] = ..., pid: _Optional[int] = ..., last_exit: _Optional[str] = ...) -> None: ...
 
 class ParameterSpread(_message.Message):
     __slots__ = ("epoch", "num_peers", "relative")

@@ -13,6 +13,10 @@ MAX_MESSAGE_REPORT_BYTES = 2 * 1024 * 1024
 # grant's own fields (~0.3 KB): a window of up to ~21k micro-batches (4 bytes of loss each, 64 of sketch per 8).
 MAX_ENTRY_BYTES = 256 * 1024
 MAX_REPORT_BYTES = MAX_ENTRY_BYTES - 4096
+# The groupmates' attestations one report may carry, and the size of each (an honest one is ~0.3 KB).
+# hivemind's averaging groups are a handful of peers; a node keeps the first this many that verify.
+MAX_ATTESTATIONS_PER_REPORT = 64
+MAX_ATTESTATION_BYTES = 1024
 
 # Each segment's gradient is sketched to this many values; reports carry one sketch per segment.
 SKETCH_DIM = 16

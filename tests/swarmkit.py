@@ -17,6 +17,10 @@ from potluck.proto.wire import SKETCH_DIM, num_segments
 from potluck.signing import PURPOSE_REPORT, seal
 from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template
 
+# A test window lasts 10 ms: short enough that hundreds of back-to-back windows end before the
+# tracker's clock slack runs out, long enough that their claims are plausible for their time.
+WALL_TIME = 0.01
+
 
 def submit_reports(stub, reports: list[bytes], *, per_message: int = 64, timeout: float = 30) -> list[pb.ReportAck]:
     """Send reports over one SubmitReports stream, `per_message` to a message; return every ack, in order."""
@@ -36,6 +40,7 @@ def make_manifest(tmp_path: Path, *, tracker: str = "127.0.0.1:1", edit=lambda t
 class Volunteer:
     account: AccountKey
     peer: PeerIdentity
+    next_start: float = 0.0  # an account's windows follow each other: the tracker refuses overlapping ones
 
     @classmethod
     def create(cls, directory: Path) -> Volunteer:
@@ -46,15 +51,17 @@ class Volunteer:
 
     def report(self, manifest: SignedManifest, sequence: int, *, epoch: int | None = None, steps: int = 2,
                batch_size: int = 8, signer: AccountKey | None = None, **overrides) -> bytes:
-        now = time.time()
+        wall_time = overrides.pop("wall_time", WALL_TIME)
+        started_at = overrides.pop("started_at", max(self.next_start, time.time() - wall_time))
+        self.next_start = max(self.next_start, started_at + wall_time)
         fields = dict(
             origin=manifest.origin, manifest_id=manifest.manifest_id, account_id=self.account.account_id,
             peer_id=self.peer.peer_id, sequence=sequence, epoch=sequence if epoch is None else epoch,
             batch_size=batch_size, losses=[1.5] * steps, num_samples=steps * batch_size,
             num_tokens=steps * batch_size, gradient_sketch=[0.1] * SKETCH_DIM * num_segments(steps),
             state_digest=os.urandom(32),
-            averaging=AveragingRound(succeeded=False, failure="alone"), wall_time=2.0, device_class="cpu",
-            started_at=now - 2.0)
+            averaging=AveragingRound(succeeded=False, failure="alone"), wall_time=wall_time, device_class="cpu",
+            started_at=started_at)
         fields.update(overrides)
         report = ContributionReport(**fields)
         return seal(report.SerializeToString(deterministic=True), purpose=PURPOSE_REPORT, origin=manifest.origin,

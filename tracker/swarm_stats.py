@@ -1,5 +1,5 @@
 """The swarm's progress as the tracker sees it: epoch, throughput and loss from accepted reports, and
-how far apart the volunteers' parameters lie, from the verifier."""
+how far apart the volunteers' parameters lie, from the verifier, and how the verifier process is doing."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class SwarmStats:
         self.recent: deque[tuple[float, int]] = deque()  # (arrival time, samples)
         self.losses_by_epoch: dict[int, tuple[float, int]] = {}  # epoch -> (sum of reports' mean losses, reports)
         self.spread: tuple[int, int, float] | None = None  # (epoch, volunteers compared, relative spread)
+        self.verifier_health = None  # with a verifier: a callable returning its `VerifierHealth`
 
     def record(self, report: ContributionReport) -> None:
         now = self.clock()

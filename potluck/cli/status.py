@@ -33,6 +33,9 @@ def fetch_status(client: TrackerClient) -> dict:
             "samples_per_second": round(status.samples_per_second, 2), "loss": round(status.loss, 4),
             "parameter_spread": {"epoch": spread.epoch, "volunteers": spread.num_peers,
                                  "relative": float(f"{spread.relative:.3g}")} if status.HasField("spread") else None,
+            "verifier": {"running": status.verifier.running, "restarts": status.verifier.restarts,
+                         "outstanding_jobs": status.verifier.outstanding_jobs, "pid": status.verifier.pid,
+                         "last_exit": status.verifier.last_exit} if status.HasField("verifier") else None,
             "reports": status.num_reports, "ledger_entries": status.tree_size, "accounts": len(rows),
             "credits_vested": str(sum(Decimal(r["vested"]) for r in rows)),
             "credits_escrow": str(sum(Decimal(r["escrow"]) for r in rows))}
@@ -44,6 +47,10 @@ def render_status(status: dict) -> None:
         if key == "parameter_spread":
             value = "not measured yet" if value is None else (
                 f"{value['relative']:.2g} of their norm at epoch {value['epoch']} ({value['volunteers']} volunteers)")
+        if key == "verifier":
+            value = "none" if value is None else (
+                f"{'running' if value['running'] else 'RESTARTING'}, {value['outstanding_jobs']} jobs waiting"
+                + (f", restarted {value['restarts']}x (last: {value['last_exit']})" if value["restarts"] else ""))
         table.add_row(key.replace("_", " "), str(value))
     Console().print(table)
 

@@ -5,7 +5,12 @@ CHEAT_AFTER reports, then:
   triple     claims three times the micro-batches it trained (real claims, repeated);
   fake       reports made-up losses (within the honest range) and made-up gradient sketches;
   freerider  runs hivemind (progress records, averaging) but never computes a gradient: it
-             reports honest forward losses and the sketches of the zero gradients it sends.
+             reports honest forward losses and the sketches of the zero gradients it sends;
+  griefer    trains and reports honestly, but gathers into every averaging round an attestation
+             signed by a throwaway key (valid signature, the key bound to nothing), so that its
+             honest groupmates carry it to the tracker;
+  past       claims its window started an hour before it did (and lasted an hour longer), so that
+             any claim looks plausible for its time.
 """
 
 import random
@@ -14,8 +19,10 @@ from dataclasses import replace
 
 import torch
 
+from potluck.attestations import sign_attestation
 from potluck.cli import main
-from potluck.node import supervisor, training
+from potluck.identity import AccountKey
+from potluck.node import supervisor, training, worker
 from potluck.node.training import WindowStats
 from potluck.proto.wire import SKETCH_DIM, num_segments
 
@@ -34,6 +41,8 @@ def doctored(stats: WindowStats) -> WindowStats:
         scale = max(abs(v) for v in stats.sketch)
         return replace(stats, losses=tuple(rng.uniform(low, high) for _ in stats.losses),
                        sketch=tuple(rng.uniform(-scale, scale) for _ in stats.sketch))
+    if MODE == "past":
+        return replace(stats, started_at=stats.started_at - 3600.0, wall_time=stats.wall_time + 3600.0)
     return stats
 
 
@@ -57,6 +66,13 @@ if MODE == "freerider":
         return honest_make_optimizer(self)
 
     training.TrainingWorker._make_optimizer = make_optimizer
+elif MODE == "griefer":
+    THROWAWAY = AccountKey.generate()
+
+    def forged_attestation(account, origin, epoch, peer_id):
+        return sign_attestation(THROWAWAY, origin, epoch, peer_id)
+
+    worker.sign_attestation = forged_attestation  # the worker is forked from here: it gathers this
 else:
     supervisor.Node._on_window = on_window
 

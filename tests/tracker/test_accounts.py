@@ -4,6 +4,7 @@ read, and a restart rebuilds it from the store, read once."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 from ledgerkit import FLOPS_PER_CREDIT, ORIGIN, grant
@@ -40,8 +41,9 @@ class CountingStore(SqliteStore):
 
 
 def binding(account: AccountKey, peer: PeerIdentity) -> LedgerEntry:
-    return LedgerEntry(origin=ORIGIN, binding=BindingRecord(binding=make_binding(account, peer, ORIGIN),
-                                                             account_id=account.account_id, peer_id=peer.peer_id))
+    record = BindingRecord(binding=make_binding(account, peer, ORIGIN), account_id=account.account_id,
+                           peer_id=peer.peer_id)
+    return LedgerEntry(origin=ORIGIN, logged_at_ms=int(time.time() * 1000), binding=record)
 
 
 def fields_of(state, leave_out=NOT_RESTORED) -> dict:
@@ -61,8 +63,9 @@ def test_a_restart_rebuilds_every_accounts_state_from_one_read_of_the_store(tmp_
     honest, cheat = AccountKey.generate(), AccountKey.generate()
     for account in (honest, cheat):  # as the Tracker service registers a binding
         peer = load_or_create_peer_identity(tmp_path / f"{account.account_id[:8]}.key")
-        ledger.append([binding(account, peer)])
-        accounts.bind(account.account_id, peer.peer_id)
+        entry = binding(account, peer)
+        ledger.append([entry])
+        accounts.bind(account.account_id, peer.peer_id, entry.logged_at_ms / 1000)
     for sequence in range(1, 6):  # as the intake and the pump log grants, and verification decides
         for account in (honest, cheat):
             entry = grant(account, sequence)
@@ -101,8 +104,9 @@ def test_a_registered_account_without_grants_has_no_balance(tmp_path):
     ledger, policy, _ = open_tracker_state(tmp_path / "ledger.sqlite")
     account = AccountKey.generate()
     peer = load_or_create_peer_identity(tmp_path / "peer.key")
-    ledger.append([binding(account, peer)])
-    policy.accounts.bind(account.account_id, peer.peer_id)
+    entry = binding(account, peer)
+    ledger.append([entry])
+    policy.accounts.bind(account.account_id, peer.peer_id, entry.logged_at_ms / 1000)
     # Auditors see no balance for it (the log credits it nothing), so the tracker must list none.
     assert policy.accounts.find(account.account_id) is not None and ledger.balances.accounts == {}
     ledger.store.close()

@@ -1,5 +1,7 @@
 """Stage (a) over a real tracker: acks only after logging, idempotent resends, precise rejections."""
 
+import time
+
 import grpc
 import pytest
 from swarmkit import Volunteer, make_manifest, submit_reports
@@ -43,6 +45,14 @@ def test_accepted_reports_come_with_a_receipt_and_resends_get_the_same_ack(track
     (lambda t, v, o: v.report(t.manifest, 9, num_samples=999), "INVALID_ARGUMENT", "micro-batches"),
     (lambda t, v, o: v.report(t.manifest, 9, losses=[float("nan"), 1.0]), "INVALID_ARGUMENT", "finite"),
     (lambda t, v, o: v.report(t.manifest, 9, wall_time=1e-9), "INVALID_ARGUMENT", "not plausible"),
+    # A window far in the past, with a wall time long enough to make any claim plausible.
+    (lambda t, v, o: v.report(t.manifest, 9, started_at=time.time() - 100 * 3600, wall_time=100 * 3600 - 1.0),
+     "INVALID_ARGUMENT", "more than 72 h"),
+    (lambda t, v, o: v.report(t.manifest, 9, started_at=time.time() - 3600, wall_time=3599.0), "INVALID_ARGUMENT",
+     "before peer"),
+    # The same seconds backing a second report.
+    (lambda t, v, o: v.report(t.manifest, 9, started_at=v.next_start - 15.0, wall_time=1.0), "INVALID_ARGUMENT",
+     "overlaps account"),
     (lambda t, v, o: v.report(t.manifest, 9, steps=80, batch_size=2000, epoch=1), "INVALID_ARGUMENT", "target batch"),
     (lambda t, v, o: b"\xff\xff\xff", "INVALID_ARGUMENT", "SignedEnvelope"),
     # 22,000 micro-batches: ~0.26 MB, more than a grant entry holds (20,000 fit: see the reporter's tests).
@@ -61,6 +71,17 @@ def test_bad_reports_are_rejected_with_a_status_and_the_tracker_stays_up(tracker
     assert (ack.verdict, ack.code) == (pb.ReportAck.REJECTED, code) and reason in ack.reason, ack
     assert tracker.tracker.ledger.size == size
     assert submit(tracker, alice.report(tracker.manifest, 2))[0].verdict == pb.ReportAck.ACCEPTED
+
+
+def test_a_second_peer_of_the_account_cannot_reuse_its_time(tracker, alice, tmp_path):
+    # Peers are free to make: the account's windows, not each peer's, may not overlap.
+    second = Volunteer(alice.account, Volunteer.create(tmp_path).peer)
+    tracker.stub.Register(pb.RegisterRequest(binding=second.binding(tracker.manifest)), timeout=10)
+    first = alice.report(tracker.manifest, 1, started_at=time.time() - 30.0, wall_time=20.0)
+    again = second.report(tracker.manifest, 2, started_at=time.time() - 30.0, wall_time=20.0)
+    acks = submit(tracker, first, again)
+    assert [a.verdict for a in acks] == [pb.ReportAck.ACCEPTED, pb.ReportAck.REJECTED], acks
+    assert "overlaps account" in acks[1].reason
 
 
 def test_a_report_signed_by_a_key_other_than_the_bound_one(tracker, alice, tmp_path):

@@ -18,14 +18,19 @@ from potluck.entries import AccountBalance
 
 @dataclass
 class AccountState(AccountBalance):
-    # -- identity: the PeerIDs bound to the account by logged bindings --
+    # -- identity: the PeerIDs bound to the account by logged bindings, and when each was first logged --
     peer_ids: set[str] = field(default_factory=set)
+    bound_at: dict[str, float] = field(default_factory=dict)  # PeerID -> seconds since the epoch, tracker's clock
 
     # -- intake: sequence numbers and per-epoch claims (reserved on admission, confirmed once logged) --
     last_sequence: int = 0  # the highest logged, or admitted and being logged (see `Accounts.reserve`)
     logged_sequence: int = 0  # the highest logged
     reserved: set[int] = field(default_factory=set)  # sequences admitted, their grants not yet logged
     samples_by_epoch: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    # Where the account's logged windows end (the latest started_at + wall_time), and the windows of
+    # admitted reports not yet logged (sequence -> end): an account's windows may not overlap.
+    window_end: float = 0.0
+    reserved_windows: dict[int, float] = field(default_factory=dict)
 
     # -- the credit policy's view --
     # grant index -> flops of each logged grant whose vest or forfeit is not decided yet
@@ -43,4 +48,7 @@ class AccountState(AccountBalance):
     frozen: bool = False  # after a strike, nothing vests until enough clean checks pass
     clean_checks: int = 0  # passed recomputations since the last strike
     forfeited: bool = False  # its escrow was forfeited once (decided or logged)
+    # Reports carried false attestations naming one of its peers, signed by someone else: recorded
+    # for the lead to see, never held against it (it signed nothing; see `Verification`). Not restored.
+    named_in_false_attestations: int = 0
     ban_decided: bool = False  # the policy banned it (`banned`, from the balance, once the ban is logged)

@@ -48,9 +48,16 @@ class Accounts(Balances):
 
     # -- the intake's reservations, on the event loop --
 
-    def bind(self, account_id: str, peer_id: str) -> None:
-        self.get(account_id).peer_ids.add(peer_id)
+    def bind(self, account_id: str, peer_id: str, logged_at: float) -> None:
+        state = self.get(account_id)
+        state.peer_ids.add(peer_id)
+        state.bound_at[peer_id] = min(state.bound_at.get(peer_id, logged_at), logged_at)
         self.account_of_peer[peer_id] = account_id
+
+    def last_window_end(self, account_id: str) -> float:
+        """Where the account's latest window ends, logged or admitted (0 if none)."""
+        state = self.get(account_id)
+        return max(state.window_end, *state.reserved_windows.values(), 0.0)
 
     def reserve(self, report: ContributionReport) -> None:
         """An admitted report holds its sequence and its epoch's samples while its grant is being logged."""
@@ -58,12 +65,14 @@ class Accounts(Balances):
         state.last_sequence = max(state.last_sequence, report.sequence)
         state.reserved.add(report.sequence)
         state.samples_by_epoch[report.epoch] += report.num_samples
+        state.reserved_windows[report.sequence] = report.started_at + report.wall_time
 
     def confirm(self, report: ContributionReport) -> None:
         """Its grant is logged."""
         state = self.get(report.account_id)
         state.reserved.discard(report.sequence)
         state.logged_sequence = max(state.logged_sequence, report.sequence)
+        state.window_end = max(state.window_end, state.reserved_windows.pop(report.sequence))
 
     def release(self, report: ContributionReport) -> None:
         """Its grant could not be logged: its sequence and samples are free again, for the node's resend.
@@ -74,6 +83,7 @@ class Accounts(Balances):
         state = self.get(report.account_id)
         state.reserved.discard(report.sequence)
         state.samples_by_epoch[report.epoch] -= report.num_samples
+        state.reserved_windows.pop(report.sequence, None)
         if state.last_sequence == report.sequence:
             state.last_sequence = max(state.logged_sequence, *state.reserved, 0)
 
@@ -87,7 +97,7 @@ class Accounts(Balances):
         kind = entry.WhichOneof("kind")
         body = getattr(entry, kind)
         if kind == "binding":
-            self.bind(body.account_id, body.peer_id)
+            self.bind(body.account_id, body.peer_id, entry.logged_at_ms / 1000)
         elif kind == "grant":
             report = ContributionReport.FromString(parse_envelope(body.report).payload)
             self.reserve(report)

@@ -8,14 +8,13 @@ Light on purpose: the report-opening workers import this package, and must not l
 from .opening_pool import OpeningPool, WorkerDied
 from .rejected import Rejected
 from .report_intake import RATE_BURST, RATE_PER_SECOND, ReportIntake
-from .report_opener import Attestations, AttesterClaim, OpenedReport, ReportOpener, read_attestations
+from .report_opener import Attestations, OpenedReport, ReportOpener, read_attestations
 from .submissions import GrantSink, LoggedGrant, Submissions
 
 __all__ = [
     "RATE_BURST",
     "RATE_PER_SECOND",
     "Attestations",
-    "AttesterClaim",
     "GrantSink",
     "LoggedGrant",
     "OpenedReport",

@@ -18,6 +18,15 @@ from potluck.tracker.credit import Accounts
 from potluck.tracker.intake.rejected import Rejected
 
 CLOCK_SLACK = 60.0  # seconds of clock difference tolerated between node and tracker
+# How old a window may be when it arrives. A node queues its reports while the tracker is away and
+# resends them; beyond this, a window's time is not worth checking against anything.
+MAX_WINDOW_AGE = 72 * 3600.0
+# An account's windows follow each other (the next starts after the last ends); started_at is the
+# wall clock and wall_time a monotonic clock, and an NTP step moves the first, so they may disagree.
+WINDOW_OVERLAP_SLACK = 10.0
+# A window may not start before its peer was registered (by the tracker's clock, which a node's may
+# trail: more slack than CLOCK_SLACK, still far short of the hours a backdated window would need).
+REGISTRATION_SLACK = 600.0
 EPOCH_SLACK = 2  # epochs a report may lead the swarm's epoch (the tracker's view lags the DHT)
 # hivemind peers overshoot the target batch when they do not yet see each other's progress or a round
 # times out; measured here: up to 2x. More than that in one epoch is not an honest peer's claim.
@@ -117,11 +126,29 @@ class ReportIntake:
                                                f"batch of {target}")
 
     def _check_time(self, report: ContributionReport) -> None:
+        """The window's time is real time the account spent, used once: it ends by now, started after its
+        peer was bound and within MAX_WINDOW_AGE, and does not overlap the account's earlier windows.
+
+        Threat: without these, `started_at` far in the past with a long `wall_time` makes any claim
+        look plausible for its time, and the same hour could back any number of reports. (One account
+        trains on one machine at a time: its reports' sequence numbers are one machine's count.)
+        """
         now = self.clock()
         if not report.wall_time > 0:
             raise Rejected("INVALID_ARGUMENT", f"wall_time must be positive (got {report.wall_time})")
         if report.started_at > now + CLOCK_SLACK or report.started_at + report.wall_time > now + CLOCK_SLACK:
             raise Rejected("INVALID_ARGUMENT", "the window ends in the future by the tracker's clock")
+        if report.started_at < now - MAX_WINDOW_AGE:
+            raise Rejected("INVALID_ARGUMENT", f"the window started {(now - report.started_at) / 3600:.1f} h ago, "
+                                               f"more than {MAX_WINDOW_AGE / 3600:g} h")
+        bound_at = self.accounts.get(report.account_id).bound_at.get(report.peer_id)
+        if bound_at is not None and report.started_at < bound_at - REGISTRATION_SLACK:
+            raise Rejected("INVALID_ARGUMENT", f"the window started {bound_at - report.started_at:.0f} s before "
+                                               f"peer {report.peer_id} was registered")
+        last_end = self.accounts.last_window_end(report.account_id)
+        if report.started_at < last_end - WINDOW_OVERLAP_SLACK:
+            raise Rejected("INVALID_ARGUMENT", f"the window overlaps account {report.account_id[:12]}'s previous "
+                                               f"one by {last_end - report.started_at:.1f} s")
         device = report.device_class.split(":", 1)[0]
         peak = PEAK_FLOPS.get(device)
         if peak is None:

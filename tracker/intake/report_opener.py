@@ -1,5 +1,5 @@
 """Opening reports: the checks that need no account state (size, encoding, swarm, signature, signer,
-and the groupmates' attestations' signatures).
+the number of attestations, and the groupmates' attestations' signatures).
 
 They are most of what a report costs the tracker (an Ed25519 verification each), so they run in the
 worker processes of `opening_pool`; this module is what those workers import, and it stays light.
@@ -11,33 +11,26 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
+from potluck.attestations import AttesterClaim, open_attestation
 from potluck.errors import VerificationError
 from potluck.identity import account_id_of
-from potluck.proto.report_pb2 import Attestation, ContributionReport
-from potluck.proto.wire import MAX_REPORT_BYTES
-from potluck.signing import PURPOSE_ATTESTATION, PURPOSE_REPORT, open_envelope, parse_envelope, verify_envelope
+from potluck.proto.report_pb2 import ContributionReport
+from potluck.proto.wire import MAX_ATTESTATIONS_PER_REPORT, MAX_REPORT_BYTES
+from potluck.signing import PURPOSE_REPORT, parse_envelope, verify_envelope
 from potluck.tracker.intake.rejected import Rejected
 
 
 @dataclass(frozen=True)
-class AttesterClaim:
-    """One groupmate's attestation, its signature checked: who signed it, and the peer and account it names."""
-
-    signer: str  # account id of the key that signed it
-    peer_id: str
-    account_id: str
-
-
-@dataclass(frozen=True)
 class Attestations:
-    """What a report's attestations say: every groupmate's claim, or why one does not verify.
+    """What a report's attestations say: the claims whose signatures hold, and how many did not verify.
 
-    Whether each peer is bound to the account that signed for it is for the tracker to say
-    (`potluck.tracker.verifier.check_attestations`), which holds the bindings.
+    Whether each claim is true (the peer bound to the account that signed for it) is for the tracker
+    to say (`potluck.tracker.verifier.check_attestations`), which holds the bindings. One that does not
+    verify names nobody who signed it: it is ignored, counted, and held against no one.
     """
 
     claims: tuple[AttesterClaim, ...] = ()
-    problem: str | None = None
+    unreadable: int = 0
 
 
 @dataclass(frozen=True)
@@ -49,17 +42,14 @@ class OpenedReport:
 
 
 def read_attestations(report: ContributionReport) -> Attestations:
-    """Each groupmate's attestation, signature checked, or why one is bad."""
-    claims = []
+    """Each groupmate's attestation whose signature holds, and how many did not."""
+    claims, unreadable = [], 0
     for envelope in report.averaging.attestations:
         try:
-            opened = open_envelope(envelope.SerializeToString(deterministic=True), purpose=PURPOSE_ATTESTATION,
-                                   origin=report.origin)
-            attestation = Attestation.FromString(opened.payload)
-        except Exception as e:  # any malformed attestation is as bad as a forged one
-            return Attestations(problem=f"attestation does not verify: {e}")
-        claims.append(AttesterClaim(account_id_of(opened.signer), attestation.peer_id, attestation.account_id))
-    return Attestations(claims=tuple(claims))
+            claims.append(open_attestation(envelope.SerializeToString(deterministic=True), report.origin))
+        except Exception:  # any malformed attestation attests nothing
+            unreadable += 1
+    return Attestations(claims=tuple(claims), unreadable=unreadable)
 
 
 @dataclass(frozen=True)
@@ -101,6 +91,9 @@ class ReportOpener:
         if report.account_id != signer:
             raise Rejected("UNAUTHENTICATED", f"report claims account {report.account_id[:12]} but is signed by "
                                               f"{signer[:12]}")
+        if len(report.averaging.attestations) > MAX_ATTESTATIONS_PER_REPORT:  # honest nodes keep at most so many
+            raise Rejected("INVALID_ARGUMENT", f"report carries {len(report.averaging.attestations)} attestations, "
+                                               f"more than {MAX_ATTESTATIONS_PER_REPORT}")
         return report
 
     def open_all(self, envelopes: list[bytes]) -> list[OpenedReport | Rejected]:

@@ -59,7 +59,7 @@ class TrackerService(TrackerServicer):
         entry = LedgerEntry(origin=self.manifest.origin, logged_at_ms=_now_ms(), binding=BindingRecord(
             binding=request.binding, account_id=binding.account_id, peer_id=binding.peer_id))
         index = await self.writer.append(entry)
-        self.accounts.bind(binding.account_id, binding.peer_id)
+        self.accounts.bind(binding.account_id, binding.peer_id, entry.logged_at_ms / 1000)
         return pb.RegisterResponse(index=index)
 
     async def SubmitReports(self, request_iterator, context):
@@ -122,6 +122,11 @@ class TrackerService(TrackerServicer):
         if stats.spread is not None:
             epoch, num_peers, relative = stats.spread
             status.spread.CopyFrom(pb.ParameterSpread(epoch=epoch, num_peers=num_peers, relative=relative))
+        if stats.verifier_health is not None:
+            health = stats.verifier_health()
+            status.verifier.CopyFrom(pb.VerifierHealth(
+                running=health.running, restarts=health.restarts, outstanding_jobs=health.outstanding_jobs,
+                pid=health.pid, last_exit=health.last_exit))
         return status
 
 

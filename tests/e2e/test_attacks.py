@@ -1,0 +1,149 @@
+"""Attacks on honest volunteers' credit, as real processes in a real swarm: two honest volunteers,
+a griefer and a volunteer that lies about when its windows ran (tests/e2e/cheater.py).
+
+* `griefer` gathers an attestation signed by a throwaway key into every averaging round, so its
+  honest groupmates carry it. Measured before the fix: after 3 reports each, both honest volunteers
+  had 3 strikes, their escrow forfeited, and were banned. Now nobody is charged for what the
+  throwaway key signed; the tracker logs it against the account of the peer it names.
+* `past` is honest for 2 reports, then claims each window started an hour earlier and lasted an
+  hour longer. Those reports are refused on arrival (the window started before its peer was
+  registered, or overlaps the account's previous window) and never logged, so never vest.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from proctree import descendant_pids
+
+from potluck.attestations import open_attestation
+from potluck.binding import load_or_create_peer_identity
+from potluck.entries import decode_entry
+from potluck.identity import load_account_key
+from potluck.node.outbox import Outbox
+from potluck.proto.report_pb2 import ContributionReport
+from potluck.signing import parse_envelope
+from potluck.tracker.swarm.local_swarm import LocalSwarm, local_swarm_config
+from potluck.tracker_client import TrackerClient
+
+CHEATER = str(Path(__file__).with_name("cheater.py"))
+EPOCHS = 5
+PAST_HONEST_REPORTS = 2
+PLAYERS = {"honest-1": None, "honest-2": None, "griefer": 0, "past": PAST_HONEST_REPORTS}
+
+ANSWER_TIMEOUT = 240.0  # a job waits up to 2 minutes for its state (MAX_JOB_WAIT), then is decided anyway
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@dataclass
+class Outcome:
+    accounts: dict[str, str]
+    peers: dict[str, str]
+    codes: dict[str, int]
+    grants: dict[str, dict[int, int]] = field(default_factory=dict)  # name -> {sequence: ledger index}
+    rejected: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # name -> (sequence, reason)
+    entries: list = field(default_factory=list)
+    swarm_log: str = ""
+    leftovers: list[int] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory) -> Outcome:
+    workdir = tmp_path_factory.mktemp("attacks")
+    swarm = LocalSwarm(workdir, config_text=local_swarm_config("attacks", num_nodes=len(PLAYERS)),
+                       num_nodes=len(PLAYERS))
+    try:
+        info = swarm.start()
+        for name, cheat_after in PLAYERS.items():
+            if cheat_after is None:
+                swarm.start_node(name, max_epochs=EPOCHS)
+            else:
+                mode = name
+                swarm.spawn_node(name, [sys.executable, CHEATER, mode, str(cheat_after),
+                                        *swarm.node_args(name, max_epochs=EPOCHS)])
+            time.sleep(1.0)
+        codes = swarm.wait_nodes(700)
+        with TrackerClient(info["tracker"], rpc_timeout=10) as client:  # the verifier's last verdicts
+            deadline = time.monotonic() + ANSWER_TIMEOUT
+            while client.status().verifier.outstanding_jobs and time.monotonic() < deadline:
+                time.sleep(0.5)
+        result = Outcome(
+            accounts={n: load_account_key(workdir / n / "account.key").account_id for n in PLAYERS},
+            peers={n: load_or_create_peer_identity(workdir / n / "node" / "peer.key").peer_id for n in PLAYERS},
+            codes=codes)
+        for name in PLAYERS:
+            outbox = Outbox(workdir / name / "node" / "outbox.sqlite")
+            result.grants[name] = {r.sequence: r.entry_index for r in outbox.reports("acked")}
+            result.rejected[name] = [(r.sequence, r.reason) for r in outbox.reports("rejected")]
+            outbox.close()
+        with TrackerClient(info["tracker"]) as client:
+            size = client.status().tree_size
+            result.entries = [decode_entry(d) for chunk in client.entries(0, size) for d in chunk]
+    finally:
+        swarm.stop()
+    result.swarm_log = (workdir / "swarm.log").read_text(errors="replace")
+    result.leftovers = descendant_pids(os.getpid())
+    return result
+
+
+def penalties(outcome: Outcome) -> dict[str, list[str]]:
+    found = defaultdict(list)
+    for entry in outcome.entries:
+        kind = entry.WhichOneof("kind")
+        if kind in ("strike", "forfeit", "ban"):
+            found[getattr(entry, kind).account_id].append(kind)
+    return found
+
+
+def vested(outcome: Outcome, name: str) -> set[int]:
+    return {i for e in outcome.entries if e.WhichOneof("kind") == "vest"
+            and e.vest.account_id == outcome.accounts[name] for i in e.vest.grant_indices}
+
+
+def carried_forgeries(outcome: Outcome, name: str) -> int:
+    """Attestations naming the griefer's peer, not signed by the griefer's account, in `name`'s grants."""
+    count = 0
+    for entry in outcome.entries:
+        if entry.WhichOneof("kind") != "grant" or entry.grant.account_id != outcome.accounts[name]:
+            continue
+        report = ContributionReport.FromString(parse_envelope(entry.grant.report).payload)
+        for envelope in report.averaging.attestations:
+            claim = open_attestation(envelope.SerializeToString(deterministic=True), report.origin)
+            if claim.peer_id == outcome.peers["griefer"] and claim.signer != outcome.accounts["griefer"]:
+                count += 1
+    return count
+
+
+def test_everyone_ran_and_nothing_is_left(outcome):
+    assert set(outcome.codes) == set(PLAYERS) and outcome.leftovers == []
+
+
+def test_honest_volunteers_carrying_forged_attestations_are_never_penalized_and_vest(outcome):
+    carried = {name: carried_forgeries(outcome, name) for name in ("honest-1", "honest-2")}
+    print(f"\nforged attestations carried by honest volunteers: {carried}")
+    assert sum(carried.values()) > 0  # the attack happened: honest reports carried the griefer's forgeries
+    found = penalties(outcome)
+    for name in ("honest-1", "honest-2"):
+        assert found[outcome.accounts[name]] == [], (name, found[outcome.accounts[name]])
+        assert vested(outcome, name), name
+
+
+def test_the_forgeries_are_logged_and_nobody_is_charged_for_the_throwaway_key(outcome):
+    assert "carries a false attestation" in outcome.swarm_log
+    charged = set(penalties(outcome)) - {outcome.accounts["past"]}
+    assert charged == set(), charged
+
+
+def test_windows_claimed_an_hour_early_are_refused_and_never_logged(outcome):
+    grants, rejected = outcome.grants["past"], outcome.rejected["past"]
+    assert rejected, "the cheating reports were not refused"
+    assert all(seq > PAST_HONEST_REPORTS for seq, _ in rejected)
+    assert all("before peer" in reason or "overlaps account" in reason for _, reason in rejected), rejected
+    assert all(seq <= PAST_HONEST_REPORTS for seq in grants), grants  # nothing of the lie was logged
