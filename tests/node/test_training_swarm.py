@@ -50,9 +50,11 @@ BASE_CONFIG = dict(
     target_batch_size=NUM_TRAINERS * 32 * 200,
     batch_size_per_step=32,
     learning_rate=1e-2,
-    # 3 s, as the swarm template: with 2 s, on a machine half as fast as usual (Ed25519 verifications at
-    # 15k/s instead of 27k/s), a trainer missed its groupmates' round in 4 of 11 epochs.
-    matchmaking_time=3.0,
+    # Time for every trainer to join a round on 2 loaded cores. Measured: with 2 s, on a machine half as
+    # fast as usual (Ed25519 verifications at 15k/s instead of 27k/s), a trainer missed its groupmates'
+    # round in 4 of 11 epochs; with 3 s, 2 of 3 runs of this module today had a trainer miss 2 rounds in a
+    # row (full rounds 4 of 7; a late node found no state it could match); with 5 s, 2 of 2 passed.
+    matchmaking_time=5.0,
     averaging_timeout=10.0,
     compression="none",
     load_state_timeout=30.0,
