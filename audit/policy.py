@@ -18,15 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from potluck.entries import STRIKES_TO_FORFEIT
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.proto.manifest_pb2 import Manifest
 
-STRIKES_TO_FORFEIT = 2  # as the tracker's policy; a ban is a strike after a forfeit
+from .problems import short_account as _short
+
 OWN_REPORT_CHECKS = ("recompute", "progress")
-
-
-def _short(account_id: str) -> str:
-    return account_id[:12] + "…"
 
 
 @dataclass

@@ -5,9 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Problem"]
+__all__ = ["Problem", "short_account"]
 
 _ENTRY_PREFIX = re.compile(r"entr(?:y|ies) (\d+)")
+
+
+def short_account(account_id: str) -> str:
+    """An account id as problems name it: its first 12 hex digits (or, if it is not one, what it is)."""
+    return account_id[:12] + "…" if len(account_id) > 12 else repr(account_id)
 
 
 @dataclass(frozen=True)

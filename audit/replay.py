@@ -30,6 +30,7 @@ from potluck.signing import PURPOSE_REPORT, open_envelope
 
 from .policy import PolicyReplay
 from .problems import Problem
+from .problems import short_account as _short
 
 __all__ = ["CHUNK_SIZE", "Replay", "check_entries", "default_num_threads"]
 
@@ -45,10 +46,6 @@ _Checked = tuple[LedgerEntry | None, int | None, bytes | None, list[str]]
 def default_num_threads() -> int:
     """One worker thread per core this process may run on."""
     return max(1, min(_MAX_THREADS, len(os.sched_getaffinity(0))))
-
-
-def _short(account_id: str) -> str:
-    return account_id[:12] + "…" if len(account_id) > 12 else repr(account_id)
 
 
 def _check_grant(origin: str, index: int, grant: CreditGrant, problems: list[str]) -> int | None:

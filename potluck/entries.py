@@ -100,6 +100,11 @@ def check_grant_arithmetic(grant: CreditGrant, index: int) -> None:
         raise VerificationError(f"entry {index}: expected credits {expected_credits}, got {grant.credits}")
 
 
+# Failed checks (strikes not forgiven) that confirm cheating and forfeit an account's escrow; a strike
+# after a forfeit bans it. The tracker's policy decides by it; the auditor's policy replay checks it.
+STRIKES_TO_FORFEIT = 2
+
+
 @dataclass
 class AccountBalance:
     """Where an account's credit stands, in FLOPs (display credits with `credits_value`)."""
@@ -177,6 +182,6 @@ class Balances:
 
 __all__ = [
     "MAX_ENTRY_BYTES", "AccountBalance", "Balances", "Ban", "BindingRecord", "CreditGrant", "Forfeit", "LedgerEntry",
-    "Strike", "Vest", "check_grant_arithmetic", "credits_text", "credits_value", "decode_entry", "dedup_key",
-    "flops_for", "grant_entry", "serialize_entry",
+    "STRIKES_TO_FORFEIT", "Strike", "Vest", "check_grant_arithmetic", "credits_text", "credits_value",
+    "decode_entry", "dedup_key", "flops_for", "grant_entry", "serialize_entry",
 ]

@@ -13,13 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from potluck.entries import STRIKES_TO_FORFEIT
 from potluck.proto.ledger_pb2 import Ban, Forfeit, LedgerEntry, Strike, Vest
 from potluck.proto.manifest_pb2 import CreditPolicy as CreditPolicyMessage
 from potluck.tracker.credit.account_state import AccountState
 from potluck.tracker.credit.accounts import Accounts
 from potluck.tracker.credit.verdict import Outcome, Verdict
-
-STRIKES_TO_FORFEIT = 2
 
 
 class CreditPolicy:
