@@ -47,6 +47,11 @@ def state(tracker, volunteer):
     return tracker.tracker.service.accounts.get(volunteer.account.account_id)
 
 
+def penalties(tracker) -> int:
+    entries = [decode_entry(e) for e in tracker.tracker.ledger.entries(0, tracker.tracker.ledger.size)]
+    return sum(e.WhichOneof("kind") in ("strike", "forfeit", "ban") for e in entries)
+
+
 def scrutiny(tracker, volunteer) -> int:
     return state(tracker, volunteer).scrutiny_left
 
@@ -94,6 +99,22 @@ def test_one_false_statement_carried_again_is_one_strike(tracker, tmp_path):
     for sequence in (1, 2, 3):  # replayed in three reports: three strikes would forfeit and ban carol at once
         assert send_with(tracker, alice, [false], sequence).verdict == pb.ReportAck.ACCEPTED
     assert len(strikes(tracker)[carol.account.account_id]) == 1
+
+
+def test_one_report_costs_a_signer_one_strike_and_a_banned_signer_none(tracker, tmp_path):
+    # Threat: a Sybil signs many distinct false statements and its other account carries 64 per report:
+    # each would be a ledger entry, even after the signer's ban.
+    alice, bob, carol = (registered(tracker, tmp_path) for _ in range(3))
+    origin = tracker.manifest.origin
+    statements = [sign_attestation(carol.account, origin, epoch, bob.peer.peer_id) for epoch in range(8)]
+    for sequence in (1, 2, 3):  # strike, strike + forfeit, strike + ban: then nothing more
+        assert send_with(tracker, alice, statements[2 * sequence:2 * sequence + 2], sequence).verdict == \
+            pb.ReportAck.ACCEPTED
+        assert len(strikes(tracker)[carol.account.account_id]) == sequence
+    assert state(tracker, carol).ban_decided
+    before = penalties(tracker)
+    assert send_with(tracker, alice, statements[:2], 4).verdict == pb.ReportAck.ACCEPTED
+    assert penalties(tracker) == before  # no strike, forfeit or ban more for anyone
 
 
 def test_an_unreadable_attestation_is_ignored(tracker, tmp_path):

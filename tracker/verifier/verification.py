@@ -101,14 +101,19 @@ class Verification:
         recorded against that account for the lead to see (`AccountState.named_in_false_attestations`);
         anything more would let any reporter harm any account for free.
         """
-        entries = []
+        entries, struck_here = [], set()
         for false in check_attestations(grant.attestations, self.accounts):
             logger.warning("report at %d carries a false attestation: %s %s", grant.index, false.signer[:12],
                            false.reason)
             if false.peer_owner is not None and false.peer_owner != false.signer:
                 self.accounts.get(false.peer_owner).named_in_false_attestations += 1
             signer = self.accounts.find(false.signer)
-            if signer is not None and signer.peer_ids and false.sha256 not in self.struck_attestations:
+            # At most one strike per signer per report, none once its ban is decided (there is nothing
+            # left to take): else one report of 64 attestations would append 64 ledger entries, and a
+            # banned account could keep signing them forever.
+            if (signer is not None and signer.peer_ids and not signer.ban_decided
+                    and false.signer not in struck_here and false.sha256 not in self.struck_attestations):
+                struck_here.add(false.signer)
                 self.struck_attestations.add(false.sha256)
                 entries += self.policy.on_check(Verdict(
                     index=grant.index, account_id=false.signer, outcome=Outcome.FAILED, check="attestation",
