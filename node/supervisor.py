@@ -2,8 +2,10 @@
 
 It obtains and checks the manifest and data, registers the account-PeerID binding, keeps the
 outbox and reporter, and runs the training worker in a process group of its own, restarting it
-with backoff when it crashes. SIGINT/SIGTERM: the worker finishes its step and leaves, the
-outbox is flushed, exit 0; a second signal stops everything at once.
+with backoff when it crashes. SIGINT/SIGTERM: the worker finishes its step and leaves averaging, the
+outbox is flushed, the worker keeps serving the states its reports name until the tracker has checked
+them (at most CHECKS_WAIT: a drawn report whose state cannot be served fails its check), exit 0; a
+second signal stops everything at once.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 GRACEFUL_STOP_TIMEOUT = 20.0
 FINISHED_EXIT_TIMEOUT = 10.0
 FLUSH_TIMEOUT = 5.0
+CHECKS_WAIT = 120.0  # seconds a leaving node serves its states while the tracker still checks its reports
 RESTART_BACKOFF = (1.0, 60.0)
 CREDITS_POLL_INTERVAL = 10.0
 CALL_TIMEOUT = 15.0
@@ -76,6 +79,7 @@ class Node:
         self.stopping = threading.Event()
         self.signals = 0
         self.worker: GroupProcess | None = None
+        self.worker_done = False  # the worker trained its epochs and now only serves its kept states
         self.windows_done = 0
         self.epoch_times: list[float] = []
 
@@ -128,10 +132,7 @@ class Node:
         try:
             self._supervise()
         finally:
-            self._stop_worker(graceful=self.signals < 2)
-            self.display.update(state="flushing reports")
-            if self.signals < 2:
-                self.reporter.flush(FLUSH_TIMEOUT)
+            self._leave(graceful=self.signals < 2)
             reporter_stop.set()
             for thread in threads:
                 thread.join(timeout=10)
@@ -159,7 +160,7 @@ class Node:
         backoff = RESTART_BACKOFF[0]
         while not self.stopping.is_set():
             started = time.monotonic()
-            self.worker = GroupProcess(run_worker, self._spec(), name="potluck-worker").start()
+            self.worker, self.worker_done = GroupProcess(run_worker, self._spec(), name="potluck-worker").start(), False
             self.display.update(state="joining")
             finished = self._follow_worker()
             if finished or self.stopping.is_set():
@@ -182,8 +183,7 @@ class Node:
                     return False
                 continue
             if isinstance(event, WorkerDone):
-                # Its work is over; what is left is hivemind's shutdown, which can hang on a dead child.
-                self.worker.stop(FINISHED_EXIT_TIMEOUT, on_event=self._on_event)
+                self.worker_done = True  # it trained its epochs; it serves its states until `_leave` lets it go
                 return True
             self._on_event(event)
         return False
@@ -229,16 +229,48 @@ class Node:
                 self.display.update(credits_pending=credits_text(balance.escrow_flops, unit),
                                     credits_vested=credits_text(balance.vested_flops, unit))
 
-    def _stop_worker(self, graceful: bool) -> None:
-        """Let the worker finish its step and leave (unless told to hurry); keep the windows it closes."""
-        if self.worker is None:
-            return
-        if graceful and not self.worker.exited():
-            self.display.update(state="leaving the swarm")
-            self.worker.stop(GRACEFUL_STOP_TIMEOUT, on_event=self._on_event)
-        while (event := self.worker.next_event(0)) is not None:
-            self._on_event(event)
-        self.worker.kill()
+    def _leave(self, graceful: bool) -> None:
+        """Let the worker finish its step and leave averaging, keeping the windows it closes; send the reports;
+        let it go once the tracker has checked them (or CHECKS_WAIT passed). Unless told to hurry."""
+        worker = self.worker
+        if graceful and worker is not None and not worker.exited():
+            if not self.worker_done:
+                self.display.update(state="leaving the swarm")
+                worker.request_stop()
+                deadline = time.monotonic() + GRACEFUL_STOP_TIMEOUT
+                while not self.worker_done and not worker.exited() and time.monotonic() < deadline:
+                    event = worker.next_event(0.2)
+                    if isinstance(event, WorkerDone):
+                        self.worker_done = True
+                    elif event is not None:
+                        self._on_event(event)
+            self.display.update(state="flushing reports")
+            self.reporter.flush(FLUSH_TIMEOUT)
+            if self.worker_done and not worker.exited() and not self.outbox.queued(limit=1):
+                self._await_checks()  # (with reports still queued the tracker is out of reach: nothing to wait for)
+            worker.stop(FINISHED_EXIT_TIMEOUT, on_event=self._on_event)  # hivemind's shutdown can hang on a dead child
+        elif graceful:
+            self.display.update(state="flushing reports")
+            self.reporter.flush(FLUSH_TIMEOUT)
+        if worker is not None:
+            while (event := worker.next_event(0)) is not None:
+                self._on_event(event)
+            worker.kill()
+
+    def _await_checks(self) -> None:
+        """Until the tracker has answered every check of this account's reports, or CHECKS_WAIT passed."""
+        self.display.update(state="serving our states while the tracker checks our reports")
+        deadline, errors = time.monotonic() + CHECKS_WAIT, 0
+        while time.monotonic() < deadline and self.signals < 2 and errors < 3:
+            try:
+                balances = self.client.balances(self.account.account_id).balances
+            except TrackerError:
+                errors += 1
+            else:
+                if all(b.checks_pending == 0 for b in balances):
+                    return
+            time.sleep(1.0)
+        logger.warning("left with reports still being checked: a drawn one may fail for want of its state")
 
 
 def _check_ports_free(maddrs: tuple[str, ...]) -> None:

@@ -21,18 +21,16 @@ from dataclasses import dataclass, field
 import hivemind
 import torch
 from hivemind.optim import Optimizer
-from hivemind.utils import get_dht_time
 
 from potluck.errors import ConfigError, PotluckError
 from potluck.node.attesting_averager import AttestingGradientAverager
 from potluck.node.hivemind_config import HivemindConfig, make_optimizer
-from potluck.node.sketch import SketchProjector, announced_states_key, sketch_seed, state_digest
+from potluck.node.sketch import SketchProjector, sketch_seed, state_digest
+from potluck.node.state_server import StateServer
 from potluck.node.tasks.base import TaskBase
 from potluck.proto.wire import SKETCH_DIM, STEPS_PER_SKETCH
 
 logger = logging.getLogger(__name__)
-
-STATE_ANNOUNCEMENT_TTL = 300.0  # seconds; each window's announcement replaces the last
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +111,7 @@ class TrainingWorker:
         self.model: torch.nn.Module | None = None
         self.dht: hivemind.DHT | None = None
         self.optimizer: _TrainingOptimizer | None = None
+        self.state_server: StateServer | None = None
 
     @property
     def peer_id(self) -> str:
@@ -126,8 +125,12 @@ class TrainingWorker:
     def local_epoch(self) -> int:
         return self.optimizer.local_epoch
 
-    def run(self, stop: threading.Event | None = None, *, max_windows: int | None = None) -> None:
-        """Join the swarm and train until `stop` is set (checked after every step) or `max_windows` closed."""
+    def run(self, stop: threading.Event | None = None, *, max_windows: int | None = None,
+            linger: Callable[[], None] | None = None) -> None:
+        """Join the swarm and train until `stop` is set (checked after every step) or `max_windows` closed.
+
+        Then `linger` is called, once the peer has left averaging but still serves its kept states: a
+        drawn report is checked on the state it names, asked of this peer (node/state_server.py)."""
         if threading.current_thread() is not threading.main_thread():
             raise PotluckError("the training worker must run in its process's main thread (hivemind needs it)")
         stop = stop or threading.Event()
@@ -141,6 +144,7 @@ class TrainingWorker:
             start=True,
         )
         try:
+            self.state_server = StateServer(self.dht, config.hivemind.run_id)
             self.model = self.task.build_model().to(self.device)
             self.optimizer = self._make_optimizer()
             try:
@@ -150,7 +154,11 @@ class TrainingWorker:
                 self._train(stop, max_windows)
             finally:
                 self.optimizer.shutdown()
+            if linger is not None:
+                linger()
         finally:
+            if self.state_server is not None:
+                self.state_server.close()
             self.dht.shutdown()
 
     def _make_optimizer(self) -> _TrainingOptimizer:
@@ -198,9 +206,7 @@ class TrainingWorker:
 
     def _begin_window(self) -> _Window:
         window = _Window.begin(self.optimizer.local_epoch, self.model, self.config)
-        if not self.config.client_mode:  # a client-mode peer serves no state to download
-            self.dht.store(announced_states_key(self.config.hivemind.run_id), (window.epoch, window.start_digest),
-                           get_dht_time() + STATE_ANNOUNCEMENT_TTL, subkey=self.peer_id, return_future=True)
+        self.state_server.keep(window.start_digest, self.model)  # a drawn report of it is checked on this state
         return window
 
     def _close(self, window: _Window) -> WindowStats:

@@ -20,6 +20,9 @@ from potluck.node.training import TrainingConfig, TrainingWorker
 logger = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 2.0
+# Longest a worker serves its kept states after training, waiting for the supervisor's word (which comes
+# sooner: node/supervisor.py gives up waiting for the tracker's checks after CHECKS_WAIT).
+MAX_LINGER = 300.0
 
 
 # What the worker tells the supervisor, besides each closed window's `WindowStats`.
@@ -45,7 +48,8 @@ class WorkerStatus:
 
 @dataclass(frozen=True)
 class WorkerDone:
-    """The worker trained the windows it was asked for; what is left is hivemind's shutdown."""
+    """The worker trained the windows it was asked for (or was asked to stop) and has left averaging; it
+    serves its kept states until asked to stop again, then shuts hivemind down."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,8 +84,13 @@ def run_worker(stop, events, spec: WorkerSpec) -> None:
         gather_payload=lambda epoch: sign_attestation(spec.account, spec.origin, epoch, worker.peer_id),
         on_ready=on_ready,
     )
-    worker.run(stop, max_windows=spec.max_windows)
-    events.put(WorkerDone())
+    def linger() -> None:
+        # Training is over; serve the states our reports name until the supervisor has seen them checked.
+        events.put(WorkerDone())
+        if not stop.wait_for_another(MAX_LINGER):
+            logger.warning("left after %.0fs without word that our reports were checked", MAX_LINGER)
+
+    worker.run(stop, max_windows=spec.max_windows, linger=linger)
 
 
 def _report_status(worker: TrainingWorker, events, stop) -> None:

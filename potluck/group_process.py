@@ -30,9 +30,10 @@ PARENT_POLL_INTERVAL = 0.5
 class GroupProcess:
     """Runs `target(stop, events, *args)` in a forked child that leads its own process group.
 
-    `stop` is a `threading.Event` in the child, set when the parent asks it to stop (with SIGTERM:
-    a shared multiprocessing Event would deadlock the parent if the child were killed holding its
-    lock); `events` is a queue to the parent, of typed messages (dataclasses) the two agree on.
+    `stop` is a `StopRequests` (a `threading.Event`) in the child, set when the parent asks it to stop
+    (with SIGTERM: a shared multiprocessing Event would deadlock the parent if the child were killed
+    holding its lock), and counting the requests, so a child can stop in steps; `events` is a queue to
+    the parent, of typed messages (dataclasses) the two agree on.
     """
 
     def __init__(self, target: Callable, *args, name: str):
@@ -124,11 +125,28 @@ class GroupProcess:
         self.kill()
 
 
+class StopRequests(threading.Event):
+    """Set by the parent's first request to stop; `count` says how many it has sent."""
+
+    count = 0
+
+    def request(self) -> None:
+        self.count += 1
+        self.set()
+
+    def wait_for_another(self, timeout: float) -> bool:
+        """Wait until the parent asks once more than it had by now; False after `timeout` seconds."""
+        seen, deadline = self.count, time.monotonic() + timeout
+        while self.count == seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.count != seen
+
+
 def _child_main(target: Callable, events, parent_pid: int, args: tuple) -> None:
     os.setpgid(0, 0)
-    stop = threading.Event()
+    stop = StopRequests()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.request())
     # Processes forked from here (hivemind's DHT, averagers) would inherit that handler and survive
     # hivemind's terminate(); multiprocessing's exit then joins them forever, and we never exit.
     os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))

@@ -142,7 +142,7 @@ class BalancesRequest(_message.Message):
     def __init__(self, account_id: _Optional[str] = ...) -> None: ...
 
 class Balance(_message.Message):
-    __slots__ = ("account_id", "granted_flops", "escrow_flops", "vested_flops", "forfeited_flops", "strikes", "banned")
+    __slots__ = ("account_id", "granted_flops", "escrow_flops", "vested_flops", "forfeited_flops", "strikes", "banned", "checks_pending")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     GRANTED_FLOPS_FIELD_NUMBER: _ClassVar[int]
     ESCROW_FLOPS_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +150,7 @@ class Balance(_message.Message):
     FORFEITED_FLOPS_FIELD_NUMBER: _ClassVar[int]
     STRIKES_FIELD_NUMBER: _ClassVar[int]
     BANNED_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_PENDING_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     granted_flops: int
     escrow_flops: int
@@ -157,7 +158,8 @@ class Balance(_message.Message):
     forfeited_flops: int
     strikes: int
     banned: bool
-    def __init__(self, account_id: _Optional[str] = ..., granted_flops: _Optional[int] = ..., escrow_flops: _Optional[int] = ..., vested_flops: _Optional[int] = ..., forfeited_flops: _Optional[int] = ..., strikes: _Optional[int] = ..., banned: _Optional[bool] = ...) -> None: ...
+    checks_pending: int
+    def __init__(self, account_id: _Optional[str] = ..., granted_flops: _Optional[int] = ..., escrow_flops: _Optional[int] = ..., vested_flops: _Optional[int] = ..., forfeited_flops: _Optional[int] = ..., strikes: _Optional[int] = ..., banned: _Optional[bool] = ..., checks_pending: _Optional[int] = ...) -> None: ...
 
 class BalancesResponse(_message.Message):
     __slots__ = ("flops_per_credit", "tree_size", "balances")

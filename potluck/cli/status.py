@@ -19,7 +19,7 @@ def balance_rows(response: pb.BalancesResponse, account: str | None = None) -> l
     rows = [{"account_id": b.account_id, "granted": credits_text(b.granted_flops, unit),
              "escrow": credits_text(b.escrow_flops, unit), "vested": credits_text(b.vested_flops, unit),
              "forfeited": credits_text(b.forfeited_flops, unit), "strikes": b.strikes, "banned": b.banned,
-             "_order": b.vested_flops + b.escrow_flops}
+             "checks_pending": b.checks_pending, "_order": b.vested_flops + b.escrow_flops}
             for b in response.balances if account is None or b.account_id == account]
     rows.sort(key=lambda row: -row.pop("_order"))
     return rows

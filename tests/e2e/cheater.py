@@ -10,9 +10,15 @@ CHEAT_AFTER reports, then:
              signed by a throwaway key (valid signature, the key bound to nothing), so that its
              honest groupmates carry it to the tracker;
   past       claims its window started an hour before it did (and lasted an hour longer), so that
-             any claim looks plausible for its time.
+             any claim looks plausible for its time;
+  pad_unseen every second report, claims 1.8x the micro-batches it trained (the extra ones made up,
+             losses and sketches in its honest range) and names a starting state nobody ever had, so
+             that no verifier can recompute it (issue 11 measured 2 such reports vest);
+  future     reports each window at an epoch 10^6 ahead of the one it trained (a made-up epoch
+             restarts the per-epoch claim cap, and names data nobody trained on).
 """
 
+import os
 import random
 import sys
 from dataclasses import replace
@@ -43,13 +49,24 @@ def doctored(stats: WindowStats) -> WindowStats:
                        sketch=tuple(rng.uniform(-scale, scale) for _ in stats.sketch))
     if MODE == "past":
         return replace(stats, started_at=stats.started_at - 3600.0, wall_time=stats.wall_time + 3600.0)
+    if MODE == "pad_unseen":
+        low, high = min(stats.losses), max(stats.losses)
+        scale = max(abs(v) for v in stats.sketch)
+        steps = len(stats.losses) + max(1, round(0.8 * len(stats.losses)))
+        sketch = stats.sketch + tuple(rng.uniform(-scale, scale)
+                                      for _ in range(SKETCH_DIM * num_segments(steps) - len(stats.sketch)))
+        samples = steps * stats.batch_size
+        return replace(stats, samples=samples, tokens=samples * (stats.tokens // stats.samples),
+                       losses=stats.losses + tuple(rng.uniform(low, high) for _ in range(steps - len(stats.losses))),
+                       sketch=sketch, start_state_digest=os.urandom(32))
+    if MODE == "future":
+        return replace(stats, epoch=stats.epoch + 10**6)
     return stats
 
 
 def on_window(self, stats: WindowStats) -> None:
-    if self.windows_done >= CHEAT_AFTER:
-        stats = doctored(stats)
-    honest_on_window(self, stats)
+    cheats = self.windows_done >= CHEAT_AFTER and (MODE != "pad_unseen" or self.windows_done % 2 == 1)
+    honest_on_window(self, doctored(stats) if cheats else stats)
 
 
 if MODE == "freerider":

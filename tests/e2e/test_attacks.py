@@ -8,6 +8,14 @@ a griefer and a volunteer that lies about when its windows ran (tests/e2e/cheate
 * `past` is honest for 2 reports, then claims each window started an hour earlier and lasted an
   hour longer. Those reports are refused on arrival (the window started before its peer was
   registered, or overlaps the account's previous window) and never logged, so never vest.
+* `pad_unseen` pads every second report (sequences 2, 4, …) by 1.8x with made-up micro-batches and
+  names a starting state nobody had. Measured before the fix (sampling 0.5): 5 padded reports
+  logged, 0 struck, 2 vested, the verifier calling them "unverifiable". Now the verifier asks the
+  reporting peer for that state; it cannot serve it, and that is a failed check. A new account's
+  first 2 reports are all checked (this swarm's new_account_checks), so its first padded report is
+  certainly struck; no padded report may vest.
+* `future` is honest for 2 reports, then reports each window 10^6 epochs ahead: refused on arrival
+  (the epoch is bounded by the newest epoch the tracker has logged), never logged.
 """
 
 from __future__ import annotations
@@ -34,10 +42,11 @@ from potluck.tracker_client import TrackerClient
 
 CHEATER = str(Path(__file__).with_name("cheater.py"))
 EPOCHS = 5
-PAST_HONEST_REPORTS = 2
-PLAYERS = {"honest-1": None, "honest-2": None, "griefer": 0, "past": PAST_HONEST_REPORTS}
+PAST_HONEST_REPORTS = FUTURE_HONEST_REPORTS = 2
+PLAYERS = {"honest-1": None, "honest-2": None, "griefer": 0, "past": PAST_HONEST_REPORTS, "pad_unseen": 0,
+           "future": FUTURE_HONEST_REPORTS}
 
-ANSWER_TIMEOUT = 240.0  # a job waits up to 2 minutes for its state (MAX_JOB_WAIT), then is decided anyway
+ANSWER_TIMEOUT = 120.0  # a state no peer serves fails after 3 tries, each within 20 s, 5 s apart
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -137,7 +146,7 @@ def test_honest_volunteers_carrying_forged_attestations_are_never_penalized_and_
 
 def test_the_forgeries_are_logged_and_nobody_is_charged_for_the_throwaway_key(outcome):
     assert "carries a false attestation" in outcome.swarm_log
-    charged = set(penalties(outcome)) - {outcome.accounts["past"]}
+    charged = set(penalties(outcome)) - {outcome.accounts["past"], outcome.accounts["pad_unseen"]}
     assert charged == set(), charged
 
 
@@ -147,3 +156,32 @@ def test_windows_claimed_an_hour_early_are_refused_and_never_logged(outcome):
     assert all(seq > PAST_HONEST_REPORTS for seq, _ in rejected)
     assert all("before peer" in reason or "overlaps account" in reason for _, reason in rejected), rejected
     assert all(seq <= PAST_HONEST_REPORTS for seq in grants), grants  # nothing of the lie was logged
+
+
+def reports_of(outcome: Outcome, name: str) -> dict[int, ContributionReport]:
+    """Ledger index -> report, of the grants logged for `name`."""
+    return {i: ContributionReport.FromString(parse_envelope(e.grant.report).payload)
+            for i, e in enumerate(outcome.entries)
+            if e.WhichOneof("kind") == "grant" and e.grant.account_id == outcome.accounts[name]}
+
+
+def test_padding_that_names_a_state_nobody_can_serve_is_struck_and_never_vests(outcome):
+    reports = reports_of(outcome, "pad_unseen")
+    padded = {i for i, r in reports.items() if r.sequence % 2 == 0}
+    assert padded and reports.keys() - padded, reports  # both kinds were logged
+    struck = {e.strike.report_index: e.strike.reason for e in outcome.entries
+              if e.WhichOneof("kind") == "strike" and e.strike.account_id == outcome.accounts["pad_unseen"]}
+    print(f"\npad_unseen: {len(padded)} padded reports logged, struck: {struck}")
+    assert struck and set(struck) <= padded, struck  # only padded reports were struck, and at least one
+    assert all("did not serve the start state" in reason for reason in struck.values()), struck
+    first_padded = min(padded, key=lambda i: reports[i].sequence)
+    assert reports[first_padded].sequence == 2 and first_padded in struck  # fully checked as a new account
+    assert vested(outcome, "pad_unseen").isdisjoint(padded)
+
+
+def test_reports_at_made_up_epochs_are_refused_and_never_logged(outcome):
+    grants, rejected = outcome.grants["future"], outcome.rejected["future"]
+    assert rejected and all(seq > FUTURE_HONEST_REPORTS for seq, _ in rejected), rejected
+    assert all("ahead of the swarm's epoch" in reason for _, reason in rejected), rejected
+    assert all(seq <= FUTURE_HONEST_REPORTS for seq in grants), grants
+    assert max(r.epoch for r in reports_of(outcome, "future").values()) < 10**6

@@ -27,16 +27,17 @@ from hivemind.p2p import PeerID
 from proctree import descendant_pids, stat_fields
 
 from potluck.node.hivemind_config import HivemindConfig
-from potluck.node.sketch import SketchProjector, announced_states_key, sketch_seed, state_digest
+from potluck.node.sketch import SketchProjector, sketch_seed, state_digest
 from potluck.node.tasks import get_task
 from potluck.node.training import TrainingConfig, TrainingWorker
 from potluck.proto.wire import SKETCH_DIM, num_segments, segment_steps
-from potluck.tracker.verifier.state_fetcher import StateFetcher
+from potluck.tracker.verifier.state_fetcher import StateFetcher, StateUnavailable
 
 CTX = mp.get_context("fork")
 DATA_SEED = b"potluck test swarm seed"
 TASK = "synthetic"
 NUM_TRAINERS = 3
+NEVER_HELD = b"\x07" * 32  # the digest of a state no peer ever had
 TRAIN_UNTIL_EPOCH = 6  # the first three train until each has closed this epoch, then the late node joins
 LATE_WINDOWS = 2  # ... and everyone trains until the late node has closed this many averaged windows
 LOSS_FALL = 3.0
@@ -88,7 +89,7 @@ class SwarmRecord:
     pgids: list[int] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     loner_identity: Path | None = None
-    fetched: dict | None = None  # the fetcher's message: what peers announced, what they sent when asked
+    fetched: dict | None = None  # the fetcher's message: what each peer served for each digest asked for
 
     def window(self, account_id: str, epoch: int) -> dict | None:
         return next((w for w in self.windows.get(account_id, ()) if w["epoch"] == epoch), None)
@@ -158,9 +159,9 @@ def _run_trainer(index: int, config: dict, out: mp.Queue, go, stop, expected_pee
     # (which remove its temporary directory), never pytest's atexit hooks.
 
 
-def _run_fetcher(config: dict, out: mp.Queue, expected_peers: int) -> None:
-    """What the verifier does for a state it lacks: read the states peers announce, then download each
-    peer's parameters by name. Sends what it read and the digest of what each peer sent."""
+def _run_fetcher(config: dict, out: mp.Queue, wanted: dict[str, list[bytes]]) -> None:
+    """What the verifier does for a state it lacks: ask the peer a report came from for the state by digest.
+    Sends, per peer and digest asked for, the digest of what it served, or why it served nothing."""
     os.setpgid(0, 0)
     import hivemind
 
@@ -168,21 +169,21 @@ def _run_fetcher(config: dict, out: mp.Queue, expected_peers: int) -> None:
     dht = hivemind.DHT(initial_peers=config["initial_peers"], client_mode=True, start=True)
     fetcher = StateFetcher(dht, config["run_id"])
     try:
-        announced = {}
-        deadline = time.monotonic() + 30
-        while len(announced) < expected_peers and time.monotonic() < deadline:
-            found = dht.get(announced_states_key(config["run_id"]), latest=True)
-            announced = {peer: tuple(v.value) for peer, v in found.value.items()} if found else {}
-            time.sleep(0.2)
         model = get_task(TASK).build_model()
         params = list(model.parameters())
         fetched = {}
-        for peer_id in announced:
-            with torch.no_grad():
-                for param, tensor in zip(params, fetcher.parameters(peer_id, len(params), 30.0), strict=True):
-                    param.copy_(tensor)
-            fetched[peer_id] = state_digest(model)
-        out.put(dict(kind="fetched", announced=announced, fetched=fetched))
+        for peer_id, digests in wanted.items():
+            for digest in digests:
+                try:
+                    tensors = fetcher.fetch(peer_id, digest, [p.detach() for p in params], 30.0)
+                except StateUnavailable as e:
+                    fetched[peer_id, digest] = f"unavailable: {e}"
+                    continue
+                with torch.no_grad():
+                    for param, tensor in zip(params, tensors, strict=True):
+                        param.copy_(tensor)
+                fetched[peer_id, digest] = state_digest(model)
+        out.put(dict(kind="fetched", fetched=fetched))
     finally:
         fetcher.close()
         dht.shutdown()
@@ -308,7 +309,10 @@ def _run_scenario(swarm: _Swarm, loner_identity: Path) -> None:
     swarm.record.timings["trained_s"] = time.monotonic() - started
 
     # Done before the late node joins: on two shared cores, its start-up slows the trainers' rounds.
-    swarm.spawn("fetcher", _run_fetcher, config, swarm.out, NUM_TRAINERS)
+    # Each trainer's latest window's start state, and a state nobody ever had.
+    wanted = {swarm.record.ready[a]["peer_id"]: [swarm.record.windows[a][-1]["start_state_digest"], NEVER_HELD]
+              for a in trainers}
+    swarm.spawn("fetcher", _run_fetcher, config, swarm.out, wanted)
     swarm.drain(lambda: swarm.record.fetched is not None, 90, "the fetcher")
     late = account(NUM_TRAINERS)
     swarm.spawn(late, _run_trainer, NUM_TRAINERS, config, swarm.out, None, swarm.stop, 0, None)
@@ -491,30 +495,14 @@ def test_late_node_loads_the_swarm_state_and_then_averages_with_it(swarm):
 
 
 @pytest.mark.timeout(SCENARIO_TIMEOUT)
-def test_peers_announce_the_state_each_window_starts_from(swarm):
-    """A verifier that lacks the state a report names learns from these that a peer has it."""
-    announced = swarm.fetched["announced"]  # read by a client of the DHT while the trainers trained
-    accounts = {swarm.ready[a]["peer_id"]: a for a in _trainers()}
-    assert set(accounts) <= set(announced), announced
-    closed = []  # the announced windows that were closed (and reported) later
-    for peer_id, (epoch, digest) in announced.items():
-        window = swarm.window(accounts[peer_id], epoch) if peer_id in accounts else None
-        if window is not None:
-            assert window["start_state_digest"] == digest, (peer_id, epoch)
-            closed.append(peer_id)
-    assert closed
-
-
-@pytest.mark.timeout(SCENARIO_TIMEOUT)
-def test_a_named_peers_state_can_be_fetched(swarm):
-    """StateFetcher gets exactly the parameters a given peer started one of its windows from."""
-    fetched, announced = swarm.fetched["fetched"], swarm.fetched["announced"]
-    accounts = {swarm.ready[a]["peer_id"]: a for a in _trainers()}
-    assert set(accounts) <= set(fetched)
-    for peer_id, account_id in accounts.items():
-        # It may have moved on between the announcement and our request: then it sent its next state.
-        starts = {w["start_state_digest"] for w in swarm.windows[account_id]} | {announced[peer_id][1]}
-        assert fetched[peer_id] in starts, peer_id
+def test_a_peer_serves_the_state_a_recent_window_started_from_by_digest_and_no_other(swarm):
+    """What the verifier relies on to check a drawn report: the peer it came from serves the state it names."""
+    fetched = swarm.fetched["fetched"]
+    for a in _trainers():
+        peer_id = swarm.ready[a]["peer_id"]
+        asked = next(d for (p, d) in fetched if p == peer_id and d != NEVER_HELD)
+        assert fetched[peer_id, asked] == asked, (a, fetched[peer_id, asked])
+        assert "keeps no state with that digest" in fetched[peer_id, NEVER_HELD], fetched[peer_id, NEVER_HELD]
 
 
 @pytest.mark.timeout(SCENARIO_TIMEOUT)

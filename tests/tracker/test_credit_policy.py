@@ -131,17 +131,22 @@ def test_two_strikes_forfeit_the_escrow_and_a_third_bans():
     assert log.alice.banned and log.alice.vested_flops == 0
 
 
-def test_an_unverifiable_check_holds_vesting_until_a_later_recomputation_passes():
+def test_a_check_given_up_never_vests_holds_up_nothing_and_a_pass_proves_only_its_own_report():
     log = Log()
-    first = log.grant(checked=True)
-    later = [log.grant(checked=True) for _ in range(3)]
-    decisions = log.policy.on_check(verdict(first, Outcome.UNVERIFIABLE, reason="no state"))
-    for index in later[:2]:
-        decisions += log.policy.on_check(verdict(index, Outcome.PASSED, check="progress"))
-    assert decisions == []  # deep enough and decided, but nothing proves the first grant yet
-    for entry in log.policy.on_check(verdict(later[2], Outcome.RECOMPUTED)):
+    given_up = log.grant(checked=True)
+    later = [log.grant(checked=True) for _ in range(4)]
+    for entry in log.policy.on_check(verdict(given_up, Outcome.UNVERIFIABLE, reason="the verifier crashed on it")):
         log.append(entry)
-    assert log.alice.vested_flops == 10 * 100  # the first grant has the escrow depth (3) of later ones
+    assert log.alice.vested_flops == 0 and log.alice.strikes == 0  # no credit, and no charge to its sender
+    for index in later:
+        assert log.check(index, passed=True) in ([], ["vest"])
+    # later[0] has the escrow depth (3) of later grants and its check passed: it vests. The grant before it
+    # does not, whatever passed after it (issue 11: one pass used to prove every earlier grant).
+    assert log.alice.vested_flops == 1000
+    assert given_up in log.policy.accounts.get(ALICE).undecided
+    for _ in range(5):
+        log.grant(checked=False)
+    assert log.alice.vested_flops == 6 * 1000  # every later grant with 3 after it: it holds up nothing
 
 
 def test_after_a_restart_escrowed_grants_are_held_for_a_check_but_a_struck_one_is_not_checked_twice():

@@ -37,8 +37,11 @@ class AccountState(AccountBalance):
     undecided: dict[int, int] = field(default_factory=dict)
     accepted_after: dict[int, int] = field(default_factory=dict)  # grant index -> later accepted reports
     pending: set[int] = field(default_factory=set)  # grant indices whose check is not decided yet
-    # Grants drawn for recomputation that could not be recomputed (the verifier never saw their state):
-    # they wait until a later recomputation of the same account passes.
+    # Grants sent to the verifier whose verdict has not come back (drawn or not): while any is left, the
+    # account's node keeps serving the states they started from (node/supervisor.py waits on it to leave).
+    awaiting: set[int] = field(default_factory=set)
+    # Grants drawn for recomputation whose check the verifier gave up on (it crashed on them): they never
+    # vest, and hold up nothing.
     unproven: set[int] = field(default_factory=set)
     num_reports: int = 0  # grants logged
     num_passed_checks: int = 0  # recomputations that passed

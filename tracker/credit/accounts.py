@@ -28,6 +28,9 @@ class Accounts(Balances):
         self.origin, self.policy = origin, policy
         self.states: dict[str, AccountState] = {}
         self.account_of_peer: dict[str, str] = {}
+        # The tracker's own view of the swarm's epoch: the newest epoch of a logged report. Nothing a peer
+        # writes in the DHT moves it; a report moves it at most EPOCH_SLACK (report_intake.py) ahead.
+        self.newest_epoch = 0
 
     def get(self, account_id: str) -> AccountState:
         """The state of `account_id`, created on first mention (new accounts start under full scrutiny)."""
@@ -73,6 +76,7 @@ class Accounts(Balances):
         state.reserved.discard(report.sequence)
         state.logged_sequence = max(state.logged_sequence, report.sequence)
         state.window_end = max(state.window_end, state.reserved_windows.pop(report.sequence))
+        self.newest_epoch = max(self.newest_epoch, report.epoch)
 
     def release(self, report: ContributionReport) -> None:
         """Its grant could not be logged: its sequence and samples are free again, for the node's resend.

@@ -55,8 +55,10 @@ class CreditPolicy:
     def on_check(self, verdict: Verdict) -> list[LedgerEntry]:
         """A check on a grant was decided; returns the entries that follow from it.
 
-        Only a recomputation that passed counts towards leaving scrutiny and proves the grants before
-        it; a report that could not be recomputed is no evidence either way, so it waits for a later one.
+        A recomputation that passed proves its own report and nothing else (it counts towards leaving
+        scrutiny). A report its check could not be completed on (the verifier gave up on it) never vests,
+        and is no evidence against its sender either: it is not struck, and it does not hold up the grants
+        after it. A report whose sender could not serve its starting state is a failed check, not this.
         """
         state, index = self.accounts.get(verdict.account_id), verdict.index
         state.pending.discard(index)
@@ -66,7 +68,6 @@ class CreditPolicy:
         if verdict.outcome is Outcome.PASSED:
             return self._vesting(state)
         if verdict.outcome is Outcome.RECOMPUTED:
-            state.unproven = {g for g in state.unproven if g > index}
             state.num_passed_checks += 1
             state.scrutiny_left = max(0, state.scrutiny_left - 1)
             if state.frozen:
@@ -106,9 +107,10 @@ class CreditPolicy:
     def _vesting(self, state: AccountState) -> list[LedgerEntry]:
         if state.frozen or state.ban_decided:
             return []
-        horizon = min(state.pending | state.unproven, default=None)
-        # A struck grant never vests (its claim failed a check): it waits in escrow for a forfeit.
-        due = [g for g in sorted(state.undecided) if g not in state.struck
+        horizon = min(state.pending, default=None)
+        # A struck grant never vests (its claim failed a check): it waits in escrow for a forfeit. Nor does
+        # one whose check could not be completed: a claim nobody checked that was drawn to be checked.
+        due = [g for g in sorted(state.undecided) if g not in state.struck and g not in state.unproven
                and state.accepted_after[g] >= self.policy.escrow_depth and (horizon is None or g < horizon)]
         if not due:
             return []

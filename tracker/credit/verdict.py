@@ -10,7 +10,9 @@ class Outcome(Enum):
     PASSED = "passed"  # the checks made found nothing wrong, without a recomputation
     RECOMPUTED = "recomputed"  # recomputation reproduced the claims: evidence of honest work
     FAILED = "failed"  # a claim does not hold: a strike, charged to the report's signer
-    UNVERIFIABLE = "unverifiable"  # it could not be recomputed (no state to do it on): no evidence either way
+    # The verifier gave up on it (it crashed on it): no evidence against its sender, and no credit. A sender that
+    # cannot serve the state its report names has FAILED, not this.
+    UNVERIFIABLE = "unverifiable"
 
 
 @dataclass(frozen=True, kw_only=True)

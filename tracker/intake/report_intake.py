@@ -27,7 +27,11 @@ WINDOW_OVERLAP_SLACK = 10.0
 # A window may not start before its peer was registered (by the tracker's clock, which a node's may
 # trail: more slack than CLOCK_SLACK, still far short of the hours a backdated window would need).
 REGISTRATION_SLACK = 600.0
-EPOCH_SLACK = 2  # epochs a report may lead the swarm's epoch (the tracker's view lags the DHT)
+# Epochs a report may lead the newest epoch of any logged report. Honest peers are within one of each other,
+# but a peer's report can arrive before its peers' (their reporters back off on their own), and a peer that
+# reloads the swarm's state skips the epochs it missed. A rejection is final, so the slack is generous: the
+# bound is against made-up epochs (10^6), and lets an account lead the swarm by this much per logged report.
+EPOCH_SLACK = 8
 # hivemind peers overshoot the target batch when they do not yet see each other's progress or a round
 # times out; measured here: up to 2x. More than that in one epoch is not an honest peer's claim.
 EPOCH_OVERSHOOT = 2.0
@@ -64,11 +68,11 @@ class ReportIntake:
     """
 
     def __init__(self, manifest: SignedManifest, accounts: Accounts, *, flops_per_sample: int,
-                 tokens_per_sample: int, swarm_epoch: Callable[[], int | None] = lambda: None,
+                 tokens_per_sample: int,
                  clock: Callable[[], float] = time.time):
         self.manifest, self.accounts = manifest, accounts
         self.flops_per_sample, self.tokens_per_sample = flops_per_sample, tokens_per_sample
-        self.swarm_epoch, self.clock = swarm_epoch, clock
+        self.clock = clock
         self.buckets: dict[str, TokenBucket] = {}
 
     def admit(self, report: ContributionReport) -> None:
@@ -115,9 +119,12 @@ class ReportIntake:
         if len(report.state_digest) != 32:
             raise Rejected("INVALID_ARGUMENT", "state_digest must be 32 bytes")
         self._check_time(report)
-        swarm_epoch = self.swarm_epoch()
-        if swarm_epoch is not None and report.epoch > swarm_epoch + EPOCH_SLACK:
-            raise Rejected("FAILED_PRECONDITION", f"epoch {report.epoch} is ahead of the swarm's epoch {swarm_epoch}")
+        # An epoch is where a window's data, sketch seed and claim cap come from: a made-up one would restart
+        # the cap, and name an epoch nobody trained. The bound is the tracker's own view (no DHT record).
+        newest = self.accounts.newest_epoch
+        if report.epoch > newest + EPOCH_SLACK:
+            raise Rejected("FAILED_PRECONDITION", f"epoch {report.epoch} is more than {EPOCH_SLACK} ahead of the "
+                                                  f"swarm's epoch {newest} (the newest of any logged report)")
         target = self.manifest.manifest.hivemind.target_batch_size
         already = self.accounts.get(report.account_id).samples_by_epoch.get(report.epoch, 0)
         if already + report.num_samples > EPOCH_OVERSHOOT * target:

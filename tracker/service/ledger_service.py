@@ -70,7 +70,8 @@ class LedgerService(LedgerServicer):
             accounts = [a for a in self.ledger.balances.accounts.values() if not account or a.account_id == account]
             balances = [pb.Balance(account_id=a.account_id, granted_flops=a.granted_flops,
                                    escrow_flops=a.escrow_flops, vested_flops=a.vested_flops,
-                                   forfeited_flops=a.forfeited_flops, strikes=a.strikes, banned=a.banned)
+                                   forfeited_flops=a.forfeited_flops, strikes=a.strikes, banned=a.banned,
+                                   checks_pending=len(getattr(a, "awaiting", ())))
                         for a in sorted(accounts, key=lambda a: a.account_id)]
         return pb.BalancesResponse(flops_per_credit=self.flops_per_credit, tree_size=size, balances=balances)
 

@@ -1,10 +1,11 @@
-"""Download the model parameters one named peer holds, over hivemind's state-sharing RPC.
+"""Download from one named peer the model state with a given digest, within a time and a size budget.
 
-hivemind's `load_state_from_peers` asks whichever peer is furthest on (ties broken at random). A
-verifier that lacks the state a given peer announced must ask that peer. The request is the one
-hivemind's own averagers serve (`TrainingStateAverager.rpc_download_state`, hivemind 1.1.12): the
-stream carries the parameters first, in the optimizer's order, then the optimizer's statistics,
-which we do not read.
+The peer serves its kept start states on `state_handler_name(run_id)` (node/state_server.py). The
+answer is read here frame by frame rather than through hivemind's `iterate_protobuf_handler`, whose
+reader allocates whatever length a frame header claims: a hostile peer could make one frame 2^63
+bytes. Here every frame's length is checked against what is left of the budget before it is read,
+each tensor must have the dtype and shape of the parameter it stands for, and the whole download
+must finish within its timeout.
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ import contextlib
 
 import torch
 from hivemind.compression import deserialize_torch_tensor
-from hivemind.optim.state_averager import TrainingStateAverager
-from hivemind.p2p import PeerID
-from hivemind.proto import averaging_pb2
+from hivemind.p2p import P2P, PeerID
+from hivemind.proto import runtime_pb2
+from hivemind.proto.p2pd_pb2 import RPCError
 from hivemind.utils.streaming import combine_from_streaming
+
+from potluck.node.state_server import state_handler_name
+from potluck.proto.state_pb2 import StateRequest
+
+FRAME_OVERHEAD = 4096  # bytes a frame may carry besides tensor data (its dtype, shape, chunk counters)
+
+
+class StateUnavailable(Exception):
+    """The peer did not serve the state: unreachable, refused, too slow, too large, or not the parameters."""
 
 
 class StateFetcher:
@@ -26,31 +36,70 @@ class StateFetcher:
     def __init__(self, dht, run_id: str):
         self.loop = asyncio.new_event_loop()
         self.p2p = self.loop.run_until_complete(dht.replicate_p2p())
-        self.namespace = f"{run_id}_state_averager"  # as hivemind.Optimizer names its state averager
+        self.name = state_handler_name(run_id)
 
-    def parameters(self, peer_id: str, count: int, timeout: float) -> list[torch.Tensor]:
-        """The first `count` tensors of the peer's state (its parameters), within `timeout` seconds."""
-        return self.loop.run_until_complete(asyncio.wait_for(self._download(PeerID.from_base58(peer_id), count),
-                                                             timeout))
+    def fetch(self, peer_id: str, digest: bytes, like: list[torch.Tensor], timeout: float) -> list[torch.Tensor]:
+        """The tensors of the state `peer_id` keeps under `digest`, shaped and typed like `like`.
 
-    async def _download(self, peer: PeerID, count: int) -> list[torch.Tensor]:
-        stub = TrainingStateAverager.get_stub(self.p2p, peer, namespace=self.namespace)
-        tensors, parts = [], []
-        async with contextlib.aclosing(await stub.rpc_download_state(averaging_pb2.DownloadRequest())) as stream:
-            async for message in stream:
-                if message.tensor_part.dtype and parts:  # a tensor's first part: the one before is whole
-                    tensors.append(deserialize_torch_tensor(combine_from_streaming(parts)))
+        Raises StateUnavailable (with the reason) for anything else. The caller checks the digest."""
+        try:
+            peer = PeerID.from_base58(peer_id)
+        except Exception as e:
+            raise StateUnavailable(f"{peer_id!r} is not a PeerID") from e
+        budget = sum(t.numel() * t.element_size() for t in like) + FRAME_OVERHEAD * (len(like) + 16)
+        try:
+            return self.loop.run_until_complete(asyncio.wait_for(self._download(peer, digest, like, budget), timeout))
+        except StateUnavailable:
+            raise
+        except TimeoutError as e:
+            raise StateUnavailable(f"no whole state within {timeout:g}s") from e
+        except Exception as e:  # unreachable, a dropped stream, garbage frames
+            raise StateUnavailable(f"{type(e).__name__}: {e}") from e
+
+    async def _download(self, peer: PeerID, digest: bytes, like: list[torch.Tensor], budget: int):
+        _, reader, writer = await self.p2p.call_binary_stream_handler(peer, self.name)
+        with contextlib.closing(writer):
+            await P2P.send_protobuf(StateRequest(digest=digest), writer)
+            await P2P.send_protobuf(P2P.END_OF_STREAM, writer)
+            tensors, parts, left = [], [], budget
+            while True:
+                try:
+                    marker = await reader.readexactly(1)
+                except asyncio.IncompleteReadError:
+                    break  # the peer closed the stream: the answer is complete
+                length = int.from_bytes(await reader.readexactly(P2P.HEADER_LEN), P2P.BYTEORDER)
+                if length > left:
+                    raise StateUnavailable(f"the answer exceeds {budget} bytes, the size of the model's parameters")
+                left -= length
+                frame = await reader.readexactly(length)
+                if marker == P2P.ERROR_MARKER:
+                    raise StateUnavailable(f"the peer refused: {RPCError.FromString(frame).message}")
+                if marker != P2P.MESSAGE_MARKER:
+                    raise StateUnavailable("the answer is not a protobuf stream")
+                part = runtime_pb2.Tensor.FromString(frame)
+                if part.dtype and parts:  # a tensor's first part: the one before is whole
+                    tensors.append(_as_parameter(parts, like, len(tensors)))
                     parts = []
-                    if len(tensors) == count:
-                        return tensors
-                parts.append(message.tensor_part)
-        if parts:
-            tensors.append(deserialize_torch_tensor(combine_from_streaming(parts)))
-        if len(tensors) < count:
-            raise ValueError(f"peer {peer} sent {len(tensors)} tensors, not the {count} parameters expected")
-        return tensors[:count]
+                parts.append(part)
+            if parts:
+                tensors.append(_as_parameter(parts, like, len(tensors)))
+        if len(tensors) != len(like):
+            raise StateUnavailable(f"the peer sent {len(tensors)} tensors, not the model's {len(like)} parameters"
+                                   + (" (it keeps no state with that digest)" if not tensors else ""))
+        return tensors
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # the DHT (and its daemon) may be gone already
             self.loop.run_until_complete(self.p2p.shutdown())
         self.loop.close()
+
+
+def _as_parameter(parts: list, like: list[torch.Tensor], position: int) -> torch.Tensor:
+    if position >= len(like):
+        raise StateUnavailable(f"the peer sent more tensors than the model's {len(like)} parameters")
+    expected = like[position]
+    tensor = deserialize_torch_tensor(combine_from_streaming(parts))
+    if tensor.dtype != expected.dtype or tensor.shape != expected.shape:
+        raise StateUnavailable(f"parameter {position} came as {tensor.dtype} {tuple(tensor.shape)}, not "
+                               f"{expected.dtype} {tuple(expected.shape)}")
+    return tensor

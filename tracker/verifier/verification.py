@@ -134,6 +134,7 @@ class Verification:
         digest = hashlib.sha256(envelope).digest()
         sampled = self.policy.should_check(report.account_id, digest)
         segments = tuple(pick_segments(self.policy.check_key, digest, len(report.losses), SEGMENTS_ON_SUSPICION))
+        self.accounts.get(report.account_id).awaiting.add(index)
         self.verifier.submit(Job(index=index, envelope=envelope, segments=segments, sampled=sampled,
                                  queued_at=time.monotonic()))
 
@@ -149,6 +150,7 @@ class Verification:
             self.stats.record_spread(event.epoch, event.num_peers, event.relative)
 
     async def _on_verdict(self, verdict: Verdict) -> None:
+        self.accounts.get(verdict.account_id).awaiting.discard(verdict.index)
         if verdict.outcome is Outcome.UNVERIFIABLE:
             logger.info("report at %d: %s", verdict.index, verdict.reason)
         elif verdict.outcome is Outcome.FAILED:

@@ -1,17 +1,25 @@
 """The verifier: a hivemind peer that follows the swarm's model and checks sampled reports.
 
 It runs in a `GroupProcess` of its own (hivemind objects in its main thread). It joins the DHT as
-a client, keeps the model states of recent epochs (downloaded from peers, keyed by digest; peers
-announce the digest they start each window from, so the states of peers out of step are fetched
-too), tells the tracker how far apart the announced states of each epoch lie, watches every peer's
-hivemind progress record, and answers check jobs from the tracker:
+a client, keeps the model states of recent epochs (keyed by digest: the swarm's, loaded from peers
+once an epoch, and those fetched for checks), tells the tracker how far apart the states each epoch's
+reports started from lie, watches every peer's hivemind progress record, and answers check jobs from
+the tracker:
 
 * stage (b), every report: the peer's own progress record for that epoch should support the
   samples claimed. The DHT is polled, so a record can be missed: a disagreement is suspicion, not
   proof, and sends the report to stage (c) whatever the draw said;
 * stage (c), sampled or suspicious reports: rebuild a few claimed segments of micro-batches on the
-  state the report started from and recompute their losses and gradient sketches. A report whose
-  starting state the verifier never saw cannot be checked; that is "unverifiable", not a failure.
+  state the report started from and recompute their losses and gradient sketches. A state the
+  verifier does not hold is asked of the peer the report came from (its account's bound peer), by
+  digest, within a time and size budget (state_fetcher.py). A peer that cannot serve it after
+  `FETCH_ATTEMPTS` tries fails the check: a report that cannot be checked must not earn credit, or
+  naming a state nobody can see would be a free pass for padding (issue 11 measured it vest).
+
+Nothing a peer writes in the DHT picks the states checked: the report names its state and its peer.
+The swarm's epoch from hivemind's progress records (the highest any peer claims) is taken no further
+than one past the newest epoch of the reports the tracker accepted, so a record claiming epoch 10^12
+cannot make the verifier chase an epoch nobody trains.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict, defaultdict
 from pathlib import Path
 
 import hivemind
@@ -28,27 +36,31 @@ import torch
 
 from potluck.errors import VerificationError
 from potluck.node.hivemind_config import make_optimizer
-from potluck.node.sketch import announced_states_key, state_digest
+from potluck.node.sketch import state_digest
 from potluck.node.tasks import get_task
 from potluck.proto.report_pb2 import ContributionReport
 from potluck.signing import PURPOSE_REPORT, open_envelope
 from potluck.tracker.credit import Outcome, Verdict
 from potluck.tracker.verifier.checkpoint_keeper import CheckpointKeeper
 from potluck.tracker.verifier.messages import Job, Spread, VerifierReady, VerifierSpec
-from potluck.tracker.verifier.progress_book import FLAGRANT_OVERCLAIM_FACTOR, ProgressBook
+from potluck.tracker.verifier.progress_book import ProgressBook
 from potluck.tracker.verifier.recompute import SEGMENTS_PER_CHECK, compare, recompute
 from potluck.tracker.verifier.spread import relative_spread
-from potluck.tracker.verifier.state_fetcher import StateFetcher
+from potluck.tracker.verifier.state_fetcher import StateFetcher, StateUnavailable
 
 logger = logging.getLogger(__name__)
 
 # Model states kept (each a full copy of the model): the recent epochs' states, several an epoch when
 # peers are out of step; a late report (from a node that was cut off) still finds its state.
 MAX_SNAPSHOTS = 16
-POLL_INTERVAL = 0.5  # seconds between turns of the loop, each of which reads the states peers announce
-MAX_JOB_WAIT = 120.0  # seconds a job may wait for the state it needs
-MAX_FETCHES_PER_PEER = 2  # announced states fetched from one peer per epoch (a download may re-announce)
+POLL_INTERVAL = 0.5  # seconds between turns of the loop
 LOAD_STATE_TIMEOUT = 15.0
+# A check's state download: each try within FETCH_TIMEOUT, FETCH_RETRY apart, FETCH_ATTEMPTS in all before the
+# check fails (a peer busy with an averaging round, or a blip in its link, gets two more chances).
+FETCH_TIMEOUT = 20.0
+FETCH_RETRY = 5.0
+FETCH_ATTEMPTS = 3
+MAX_SPREAD_FETCHES = 4  # states fetched only to measure an epoch's spread (never a check's)
 
 
 def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
@@ -58,65 +70,105 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     task = get_task(spec.task_name, spec.task_params, shards=spec.shards or None)
     follower, checker = task.build_model(), task.build_model()
     dht = hivemind.DHT(initial_peers=list(spec.hivemind.initial_peers), client_mode=True, start=True)
-    # The nodes' own optimizer (a client that never steps): their averager class names the RPCs it
-    # downloads states with.
+    # The nodes' own optimizer (a client that never steps): it follows the swarm's epoch and loads its state.
     optimizer = make_optimizer(spec.hivemind, dht=dht, params=follower.parameters(),
                                payload_for_round=lambda: (0, b""), batch_size_per_step=1)
     keeper = CheckpointKeeper(Path(spec.checkpoint_dir) if spec.checkpoint_dir else None, spec.checkpoint_every,
                               spec.task_name, spec.task_params)
-    snapshots: OrderedDict[bytes, tuple[int, dict]] = OrderedDict()
-    snapshots[state_digest(follower)] = (0, _snapshot(follower))
+    states = _States(StateFetcher(dht, run_id), checker)
+    states.add(state_digest(follower), 0, follower)
     progress = ProgressBook()
     threading.Thread(target=progress.follow, args=(dht, run_id, stop), daemon=True, name="progress").start()
-    pending: list[Job] = []
-    fetcher = StateFetcher(dht, run_id)
-    announcements = announced_states_key(run_id)
-    epoch, asked = 0, Counter()  # asked: peer -> announced states requested this epoch
-    parameter_names = [name for name, _ in follower.named_parameters()]
-    compared = None  # the (epoch, announced digests) whose spread was last sent
+    pending: list[_Pending] = []
+    epoch = newest_reported = 0
+    started_by_epoch: dict[int, dict[bytes, list[str]]] = defaultdict(dict)  # epoch -> digest -> reporting peers
     events.put(VerifierReady())
     try:
         while not stop.is_set():
             averager = optimizer.state_averager
-            global_epoch = optimizer.tracker.global_progress.epoch
+            # hivemind's global epoch is the highest any peer claims: bounded by what the tracker has accepted.
+            global_epoch = min(optimizer.tracker.global_progress.epoch, newest_reported + 1)
             if global_epoch > epoch:
-                epoch, asked = global_epoch, Counter()
+                epoch = global_epoch
                 if epoch > averager.local_epoch:  # once an epoch: the swarm's peers have better things to do
-                    _load_swarm_state(averager, follower, snapshots, keeper)
-            # Peers that missed part of a round start from states of their own: ask each for its own (a
-            # window may last a second, so every turn). A peer a round behind our view is worth asking too.
-            announced = _announced(dht, announcements)
-            for peer_id, (peer_epoch, digest) in announced.items():
-                if (epoch - 1 <= peer_epoch <= epoch and digest not in snapshots
-                        and asked[peer_id] < MAX_FETCHES_PER_PEER):
-                    asked[peer_id] += 1
-                    _fetch_announced(fetcher, peer_id, digest, peer_epoch, checker, snapshots)
-            # Measured only once every state announced for the epoch is held, all of them alike.
-            digests = sorted(digest for peer_epoch, digest in announced.values() if peer_epoch == epoch)
-            if len(digests) >= 2 and (epoch, digests) != compared and all(d in snapshots for d in digests):
-                compared = (epoch, digests)
-                relative = 0.0 if len(set(digests)) == 1 else relative_spread(
-                    [[snapshots[d][1][name] for name in parameter_names] for d in digests])
-                events.put(Spread(epoch, len(digests), relative))
-            while len(snapshots) > MAX_SNAPSHOTS:
-                snapshots.popitem(last=False)
-            pending += _drain(jobs)
+                    _load_swarm_state(averager, follower, states, keeper)
+            for job in _drain(jobs):
+                item = _Pending(job, _open(job, spec))
+                report = item.report
+                newest_reported = max(newest_reported, report.epoch)
+                started_by_epoch[report.epoch].setdefault(report.state_digest, []).append(report.peer_id)
+                pending.append(item)
+            for done in [e for e in started_by_epoch if e < newest_reported - 1]:
+                spread = _spread(done, started_by_epoch.pop(done), states, parameter_names(follower))
+                if spread is not None:
+                    events.put(spread)
             still_pending = []
-            for job in pending:
-                verdict = _decide(job, spec, task, checker, snapshots, progress)
+            for item in pending:
+                verdict = _decide(item, spec, task, checker, states, progress)
                 if verdict is None:
-                    still_pending.append(job)
+                    still_pending.append(item)
                 else:
                     events.put(verdict)
             pending = still_pending
+            states.trim()
             stop.wait(POLL_INTERVAL)
     finally:
-        fetcher.close()
+        states.fetcher.close()
         optimizer.shutdown()
         dht.shutdown()
 
 
-def _load_swarm_state(averager, follower, snapshots: OrderedDict, keeper: CheckpointKeeper) -> None:
+class _Pending:
+    """A job and its report, with the tries at fetching the state it needs."""
+
+    def __init__(self, job: Job, report: ContributionReport):
+        self.job, self.report = job, report
+        self.fetch_errors: list[str] = []
+        self.next_fetch = 0.0
+
+
+class _States:
+    """Model states by digest, oldest dropped first; fetched from a named peer when missing."""
+
+    def __init__(self, fetcher: StateFetcher, model):
+        self.fetcher, self.model = fetcher, model
+        self.held: OrderedDict[bytes, tuple[int, dict]] = OrderedDict()
+
+    def add(self, digest: bytes, epoch: int, model) -> None:
+        self.held[digest] = (epoch, _snapshot(model))
+        self.held.move_to_end(digest)
+
+    def get(self, digest: bytes) -> dict | None:
+        held = self.held.get(digest)
+        return None if held is None else held[1]
+
+    def fetch(self, peer_id: str, digest: bytes, epoch: int) -> dict:
+        """The state `peer_id` keeps under `digest`; raises StateUnavailable saying why not."""
+        params = list(self.model.parameters())
+        tensors = self.fetcher.fetch(peer_id, digest, [p.detach() for p in params], FETCH_TIMEOUT)
+        with torch.no_grad():
+            for param, tensor in zip(params, tensors, strict=True):
+                param.copy_(tensor)
+        if state_digest(self.model) != digest:
+            raise StateUnavailable("it served a state with another digest")
+        self.add(digest, epoch, self.model)
+        return self.held[digest][1]
+
+    def trim(self) -> None:
+        while len(self.held) > MAX_SNAPSHOTS:
+            self.held.popitem(last=False)
+
+
+def parameter_names(model) -> list[str]:
+    return [name for name, _ in model.named_parameters()]
+
+
+def _open(job: Job, spec: VerifierSpec) -> ContributionReport:
+    return ContributionReport.FromString(open_envelope(job.envelope, purpose=PURPOSE_REPORT,
+                                                       origin=spec.origin).payload)
+
+
+def _load_swarm_state(averager, follower, states: _States, keeper: CheckpointKeeper) -> None:
     """The state of a peer hivemind picks among the furthest on; offered to the checkpoint keeper."""
     # One attempt, bounded (Optimizer.load_state_from_peers retries forever once peers are gone).
     try:
@@ -125,53 +177,37 @@ def _load_swarm_state(averager, follower, snapshots: OrderedDict, keeper: Checkp
         logger.warning("could not load the swarm's state: %s", e)
         return
     digest = state_digest(follower)
-    if digest not in snapshots:
-        snapshots[digest] = (averager.local_epoch, _snapshot(follower))
+    if states.get(digest) is None:
+        states.add(digest, averager.local_epoch, follower)
     keeper.offer(averager.local_epoch, follower)
 
 
-def _fetch_announced(fetcher, peer_id: str, digest: bytes, epoch: int, model, snapshots: OrderedDict) -> None:
-    """The state `peer_id` announced it started `epoch` from, kept if what it serves has that digest."""
-    params = list(model.parameters())
-    try:
-        tensors = fetcher.parameters(peer_id, len(params), LOAD_STATE_TIMEOUT)
-        with torch.no_grad():
-            for param, tensor in zip(params, tensors, strict=True):
-                if tensor.shape != param.shape:
-                    raise ValueError(f"a tensor of shape {tuple(tensor.shape)} for a parameter of {tuple(param.shape)}")
-                param.copy_(tensor)
-    except Exception as e:  # gone, slow, or garbage: its reports will be unverifiable, not failed
-        logger.info("could not fetch the state peer %s announced for epoch %d: %s", peer_id, epoch, e)
-        return
-    if state_digest(model) != digest:  # it moved on meanwhile, or announced what it does not hold
-        logger.info("peer %s serves another state than the one it announced for epoch %d", peer_id, epoch)
-        return
-    snapshots[digest] = (epoch, _snapshot(model))
-    logger.debug("fetched the state peer %s announced for epoch %d", peer_id, epoch)
+def _spread(epoch: int, started: dict[bytes, list[str]], states: _States, names: list[str]) -> Spread | None:
+    """How far apart the states `epoch`'s reports started from lie (one per report), once the epoch is over.
+
+    A state not held is fetched from a peer that reported it (at most MAX_SPREAD_FETCHES an epoch); those
+    it cannot get are left out, and an epoch with fewer than two reports measured says nothing."""
+    fetches = 0
+    for digest, peers in started.items():
+        if states.get(digest) is None and fetches < MAX_SPREAD_FETCHES and len(started) > 1:
+            fetches += 1
+            try:
+                states.fetch(peers[0], digest, epoch)
+            except StateUnavailable as e:
+                logger.info("could not fetch a state of epoch %d for its spread: %s", epoch, e)
+    measured = [(states.get(digest), len(peers)) for digest, peers in started.items() if states.get(digest)]
+    count = sum(n for _, n in measured)
+    if count < 2:
+        return None
+    if len(measured) == 1:
+        return Spread(epoch, count, 0.0)
+    return Spread(epoch, count, relative_spread([[state[name] for name in names]
+                                                 for state, n in measured for _ in range(n)]))
 
 
 def _snapshot(model) -> dict:
     """A copy of the model's state that its further training does not touch."""
     return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def _announced(dht, key: str) -> dict[str, tuple[int, bytes]]:
-    """PeerID -> (epoch, digest of the state it announced it started that epoch from); self-reported, used
-    only to look."""
-    try:
-        found = dht.get(key, latest=True)
-    except Exception as e:  # the DHT shutting down under us: nothing to look for now
-        logger.debug("could not read announced states: %s", e)
-        return {}
-    if found is None or not isinstance(found.value, dict):
-        return {}
-    announced = {}
-    for peer_id, entry in found.value.items():
-        value = getattr(entry, "value", None)
-        if (isinstance(peer_id, str) and isinstance(value, list | tuple) and len(value) == 2
-                and isinstance(value[0], int) and isinstance(value[1], bytes)):
-            announced[peer_id] = (value[0], value[1])
-    return announced
 
 
 def _drain(jobs) -> list[Job]:
@@ -183,26 +219,29 @@ def _drain(jobs) -> list[Job]:
             return found
 
 
-def _decide(job: Job, spec: VerifierSpec, task, checker, snapshots, progress: ProgressBook) -> Verdict | None:
-    """A verdict for the job, or None while the state it needs may still arrive."""
-    report = ContributionReport.FromString(open_envelope(job.envelope, purpose=PURPOSE_REPORT,
-                                                         origin=spec.origin).payload)
+def _decide(item: _Pending, spec: VerifierSpec, task, checker, states: _States,
+            progress: ProgressBook) -> Verdict | None:
+    """A verdict for the job, or None while the state it needs is still being asked for."""
+    job, report = item.job, item.report
     suspicion = progress.suspicion(report)
     if suspicion is None and not job.sampled:
         return Verdict(index=job.index, account_id=report.account_id, outcome=Outcome.PASSED, check="progress")
-    snapshot = snapshots.get(report.state_digest)
+    snapshot = states.get(report.state_digest)
     if snapshot is None:
-        if time.monotonic() - job.queued_at < MAX_JOB_WAIT and report.epoch >= max(e for e, _ in snapshots.values()):
-            return None  # the state for this epoch may not have been downloaded yet
-        flagrant = progress.suspicion(report, factor=FLAGRANT_OVERCLAIM_FACTOR, slack=report.batch_size)
-        if flagrant:
-            # No state to recompute on, but the peer's own record contradicts it beyond any polling gap.
-            return Verdict(index=job.index, account_id=report.account_id, outcome=Outcome.FAILED, check="progress",
-                           reason=flagrant)
-        return Verdict(index=job.index, account_id=report.account_id, outcome=Outcome.UNVERIFIABLE, check="recompute",
-                       reason=f"no model state with digest {report.state_digest.hex()[:16]}… was seen"
-                              + (f" (and it {suspicion})" if suspicion else ""))
-    checker.load_state_dict(snapshot[1])
+        if time.monotonic() < item.next_fetch:
+            return None
+        try:
+            snapshot = states.fetch(report.peer_id, report.state_digest, report.epoch)
+        except StateUnavailable as e:
+            item.fetch_errors.append(str(e))
+            item.next_fetch = time.monotonic() + FETCH_RETRY
+            if len(item.fetch_errors) < FETCH_ATTEMPTS:
+                return None
+            return Verdict(index=job.index, account_id=report.account_id, outcome=Outcome.FAILED, check="recompute",
+                           reason=f"its peer did not serve the start state {report.state_digest.hex()[:16]}… it "
+                                  f"names ({FETCH_ATTEMPTS} tries; the last: {item.fetch_errors[-1]})"
+                                  + (f"; and it {suspicion}" if suspicion else ""))
+    checker.load_state_dict(snapshot)
     started = time.process_time()
     try:
         # A suspicious claim gets all the drawn segments: a padded window hides few real ones.
