@@ -11,7 +11,8 @@ These checks replay what the credit policy (tracker/credit/credit_policy.py) may
 * a strike names a grant logged before it (the report that is the evidence) and the check that
   failed; a recomputation or progress strike names a report of the struck account itself;
 * a forfeit or a ban comes in the same decision as a strike on the same account (the entry just
-  before it for that account), after enough strikes: a forfeit needs 2, a ban 3.
+  before it for that account), after enough strikes: a forfeit needs 1, a ban 2. What a forfeit
+  claws back must be credit the account had vested (the arithmetic replay, potluck/entries.py).
 """
 
 from __future__ import annotations

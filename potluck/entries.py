@@ -100,9 +100,10 @@ def check_grant_arithmetic(grant: CreditGrant, index: int) -> None:
         raise VerificationError(f"entry {index}: expected credits {expected_credits}, got {grant.credits}")
 
 
-# Failed checks (strikes not forgiven) that confirm cheating and forfeit an account's escrow; a strike
-# after a forfeit bans it. The tracker's policy decides by it; the auditor's policy replay checks it.
-STRIKES_TO_FORFEIT = 2
+# Failed checks (strikes not forgiven) that confirm cheating and forfeit an account's escrow and the credit
+# it vested since its last passed recomputation; a strike after a forfeit not forgiven bans it. The
+# tracker's policy decides by it (tracker/credit/deterrence.py says why one); the auditor's replay checks it.
+STRIKES_TO_FORFEIT = 1
 
 
 @dataclass
@@ -117,6 +118,7 @@ class AccountBalance:
     strikes: int = 0
     banned: bool = False
     escrow: dict[int, int] = field(default_factory=dict)  # grant index -> flops still in escrow
+    vested: dict[int, int] = field(default_factory=dict)  # grant index -> flops vested and not clawed back
 
 
 class Balances:
@@ -171,13 +173,29 @@ class Balances:
         total = sum(account.escrow[grant_index] for grant_index in grants)
         if total != body.flops:
             raise VerificationError(f"entry {index}: expected {kind} of {total} flops, got {body.flops}")
+        clawed = list(body.clawed_back_indices) if kind == "forfeit" else []
+        for grant_index in clawed:
+            if grant_index not in account.vested:
+                raise VerificationError(f"entry {index}: forfeit claws back grant {grant_index}, which "
+                                        f"{body.account_id[:12]} has not vested (or was clawed back already)")
+        if len(set(clawed)) != len(clawed):
+            raise VerificationError(f"entry {index}: forfeit claws back a grant twice")
+        clawed_flops = sum(account.vested[grant_index] for grant_index in clawed)
+        if kind == "forfeit" and clawed_flops != body.clawed_back_flops:
+            raise VerificationError(f"entry {index}: expected a claw-back of {clawed_flops} flops, got "
+                                    f"{body.clawed_back_flops}")
         for grant_index in grants:
-            del account.escrow[grant_index]
+            flops = account.escrow.pop(grant_index)
+            if kind == "vest":
+                account.vested[grant_index] = flops
+        for grant_index in clawed:
+            del account.vested[grant_index]
         account.escrow_flops -= total
         if kind == "vest":
             account.vested_flops += total
         else:
-            account.forfeited_flops += total
+            account.vested_flops -= clawed_flops
+            account.forfeited_flops += total + clawed_flops
 
 
 __all__ = [

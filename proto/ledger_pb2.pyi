@@ -49,16 +49,20 @@ class Strike(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., report_index: _Optional[int] = ..., check: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Forfeit(_message.Message):
-    __slots__ = ("account_id", "grant_indices", "flops", "reason")
+    __slots__ = ("account_id", "grant_indices", "flops", "reason", "clawed_back_indices", "clawed_back_flops")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     GRANT_INDICES_FIELD_NUMBER: _ClassVar[int]
     FLOPS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CLAWED_BACK_INDICES_FIELD_NUMBER: _ClassVar[int]
+    CLAWED_BACK_FLOPS_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     grant_indices: _containers.RepeatedScalarFieldContainer[int]
     flops: int
     reason: str
-    def __init__(self, account_id: _Optional[str] = ..., grant_indices: _Optional[_Iterable[int]] = ..., flops: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    clawed_back_indices: _containers.RepeatedScalarFieldContainer[int]
+    clawed_back_flops: int
+    def __init__(self, account_id: _Optional[str] = ..., grant_indices: _Optional[_Iterable[int]] = ..., flops: _Optional[int] = ..., reason: _Optional[str] = ..., clawed_back_indices: _Optional[_Iterable[int]] = ..., clawed_back_flops: _Optional[int] = ...) -> None: ...
 
 class Ban(_message.Message):
     __slots__ = ("account_id", "reason")

@@ -17,6 +17,7 @@ from potluck.node.tasks import get_task
 from potluck.proto.report_pb2 import ContributionReport
 from potluck.signing import parse_envelope
 from potluck.tracker.credit import Accounts, CreditPolicy
+from potluck.tracker.credit.deterrence import check_deterrence
 from potluck.tracker.intake import ReportIntake, Submissions
 from potluck.tracker.ledger import Ledger, LedgerWriter, load_or_create_log_key, open_store
 from potluck.tracker.service import LedgerService, TrackerService, start_server
@@ -51,6 +52,7 @@ class Tracker:
         m = manifest.manifest
         task = get_task(m.task.name, param_dict(m.task))  # the verifier supplies shards when it needs data
         flops_per_sample, tokens_per_sample = task.flops_per_sample(), task.tokens_per_sample()
+        check_deterrence(m.credit_policy)  # a manifest signed elsewhere, or by an older potluck
         if m.task.flops_per_sample and m.task.flops_per_sample != flops_per_sample:
             raise ConfigError(f"the manifest prices a sample at {m.task.flops_per_sample} FLOPs, but task "
                               f"{m.task.name!r} costs {flops_per_sample} (signed by another potluck version?)")

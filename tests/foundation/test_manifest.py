@@ -54,7 +54,7 @@ GOOD = textwrap.dedent(
     [credits]
     version = 1
     flops_per_credit = 1_000_000_000_000_000
-    sampling_rate = 0.1
+    sampling_rate = 1.0
     new_account_checks = 5
     escrow_depth = 3
     """
@@ -161,9 +161,12 @@ INVALID = [
     (('tracker = "127.0.0.1:50051"', 'tracker = "127.0.0.1:99999"'), "[network] tracker:", "port from 1"),
     (("flops_per_credit = 1_000_000_000_000_000", "flops_per_credit = -1"), "[credits] flops_per_credit:",
      "got -1"),
-    (("sampling_rate = 0.1", "sampling_rate = 1.5"), "[credits] sampling_rate:", "between 0.001 and 1.0"),
+    (("sampling_rate = 1.0", "sampling_rate = 1.5"), "[credits] sampling_rate:", "between 0.001 and 1.0"),
     (("escrow_depth = 3", "escrow_depth = \"3\""), "[credits] escrow_depth:", "an integer"),
     (("escrow_depth = 3", "escrow_depth = 3\nsurprise = 1"), "[credits] surprise:", "unknown key"),
+    # Below 1 + 1 / (sampling_rate x 0.95) cheating pays in expectation (tracker/credit/deterrence.py).
+    (("escrow_depth = 3", "escrow_depth = 2"), "[credits] escrow_depth:", "must be at least 3 at sampling_rate 1"),
+    (("sampling_rate = 1.0", "sampling_rate = 0.1"), "[credits] escrow_depth:", "must be at least 12"),
     (("[credits]", "[credit]"), "[credit]:", "unknown section"),
     (("[swarm]\n", "[swarm]\nname2 = 1\n"), "[swarm] name2:", "unknown key"),
 ]

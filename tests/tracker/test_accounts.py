@@ -27,7 +27,10 @@ POLICY = Policy(version=1, flops_per_credit=FLOPS_PER_CREDIT, sampling_rate=0.1,
 LOG_KEY = SigningKey.generate()
 # What a restart cannot know: checks that were pending (they are queued again), reports in flight, and the
 # checks that passed (they are not logged: a restarted tracker errs on the side of scrutiny).
-NOT_RESTORED = {"pending", "reserved", "num_passed_checks", "scrutiny_left", "clean_checks"}
+# Checks in flight, and what only verdicts say (which recomputations passed is not logged): after a
+# restart, grants vested before it are out of a strike's reach (account_state.py says so).
+NOT_RESTORED = {"pending", "reserved", "num_passed_checks", "scrutiny_left", "clean_checks", "last_proof",
+                "vested_unproven"}
 
 
 class CountingStore(SqliteStore):

@@ -45,6 +45,10 @@ class AccountState(AccountBalance):
     unproven: set[int] = field(default_factory=set)
     num_reports: int = 0  # grants logged
     num_passed_checks: int = 0  # recomputations that passed
+    last_proof: int = -1  # the latest grant whose recomputation passed
+    # Grants vested by this process and still within a strike's reach (CreditPolicy._clawable); grants
+    # vested before the tracker last started are not (which recomputations passed is not logged).
+    vested_unproven: dict[int, int] = field(default_factory=dict)
     scrutiny_left: int = 0  # reports still checked at rate 1 (new accounts, accounts with a strike)
     active_strikes: int = 0  # strikes not forgiven (`strikes`, from the balance, counts every one ever logged)
     struck: set[int] = field(default_factory=set)  # grant indices that earned a strike (decided or logged)

@@ -28,8 +28,9 @@ class Accounts(Balances):
         self.origin, self.policy = origin, policy
         self.states: dict[str, AccountState] = {}
         self.account_of_peer: dict[str, str] = {}
-        # The tracker's own view of the swarm's epoch: the newest epoch of a logged report. Nothing a peer
-        # writes in the DHT moves it; a report moves it at most EPOCH_SLACK (report_intake.py) ahead.
+        # The tracker's own view of the swarm's epoch: the newest epoch of an admitted report (so a node's
+        # queued reports, sent 64 to a message after an outage, pass one after another). Nothing a peer writes
+        # in the DHT moves it; a report moves it at most EPOCH_SLACK (report_intake.py) ahead.
         self.newest_epoch = 0
 
     def get(self, account_id: str) -> AccountState:
@@ -69,6 +70,7 @@ class Accounts(Balances):
         state.reserved.add(report.sequence)
         state.samples_by_epoch[report.epoch] += report.num_samples
         state.reserved_windows[report.sequence] = report.started_at + report.wall_time
+        self.newest_epoch = max(self.newest_epoch, report.epoch)
 
     def confirm(self, report: ContributionReport) -> None:
         """Its grant is logged."""
@@ -76,7 +78,6 @@ class Accounts(Balances):
         state.reserved.discard(report.sequence)
         state.logged_sequence = max(state.logged_sequence, report.sequence)
         state.window_end = max(state.window_end, state.reserved_windows.pop(report.sequence))
-        self.newest_epoch = max(self.newest_epoch, report.epoch)
 
     def release(self, report: ContributionReport) -> None:
         """Its grant could not be logged: its sequence and samples are free again, for the node's resend.

@@ -124,7 +124,7 @@ class ReportIntake:
         newest = self.accounts.newest_epoch
         if report.epoch > newest + EPOCH_SLACK:
             raise Rejected("FAILED_PRECONDITION", f"epoch {report.epoch} is more than {EPOCH_SLACK} ahead of the "
-                                                  f"swarm's epoch {newest} (the newest of any logged report)")
+                                                  f"swarm's epoch {newest} (the newest of any admitted report)")
         target = self.manifest.manifest.hivemind.target_batch_size
         already = self.accounts.get(report.account_id).samples_by_epoch.get(report.epoch, 0)
         if already + report.num_samples > EPOCH_OVERSHOOT * target:

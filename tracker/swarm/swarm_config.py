@@ -29,6 +29,7 @@ from potluck.proto.manifest_pb2 import (
     ParamValue,
     TaskSpec,
 )
+from potluck.tracker.credit.deterrence import deterrence_problem
 
 SECTIONS = {"swarm", "community", "task", "datasets", "hivemind", "network", "credits"}
 COMPRESSIONS = ("none", "float16", "uniform8bit")
@@ -210,6 +211,9 @@ def parse_swarm_config(text: str, source: str = "swarm.toml") -> Manifest:
         new_account_checks=credits.take_number("new_account_checks", int, 0, 1_000_000),
         escrow_depth=credits.take_number("escrow_depth", int, 0, 1_000_000),
     )
+    problem = deterrence_problem(policy.sampling_rate, policy.escrow_depth)
+    if problem is not None:
+        raise credits.error("escrow_depth", problem, policy.escrow_depth)
     credits.finish()
     root.finish()
 

@@ -132,7 +132,7 @@ class Verification:
 
     def _queue(self, index: int, envelope: bytes, report: ContributionReport) -> None:
         digest = hashlib.sha256(envelope).digest()
-        sampled = self.policy.should_check(report.account_id, digest)
+        sampled = self.policy.should_check(report.account_id, digest, index)
         segments = tuple(pick_segments(self.policy.check_key, digest, len(report.losses), SEGMENTS_ON_SUSPICION))
         self.accounts.get(report.account_id).awaiting.add(index)
         self.verifier.submit(Job(index=index, envelope=envelope, segments=segments, sampled=sampled,
