@@ -164,26 +164,12 @@ class Balances:
     def _release(self, index: int, kind: str, body: Vest | Forfeit) -> None:
         account = self.account(body.account_id)
         grants = list(body.grant_indices)
-        for grant_index in grants:
-            if grant_index not in account.escrow:
-                raise VerificationError(f"entry {index}: {kind} names grant {grant_index}, which is not in "
-                                        f"{body.account_id[:12]}'s escrow")
-        if len(set(grants)) != len(grants):
-            raise VerificationError(f"entry {index}: {kind} names a grant twice")
-        total = sum(account.escrow[grant_index] for grant_index in grants)
-        if total != body.flops:
-            raise VerificationError(f"entry {index}: expected {kind} of {total} flops, got {body.flops}")
+        total = _taken(index, f"{kind} names", grants, account.escrow, f"in {body.account_id[:12]}'s escrow",
+                       kind, body.flops)
         clawed = list(body.clawed_back_indices) if kind == "forfeit" else []
-        for grant_index in clawed:
-            if grant_index not in account.vested:
-                raise VerificationError(f"entry {index}: forfeit claws back grant {grant_index}, which "
-                                        f"{body.account_id[:12]} has not vested (or was clawed back already)")
-        if len(set(clawed)) != len(clawed):
-            raise VerificationError(f"entry {index}: forfeit claws back a grant twice")
-        clawed_flops = sum(account.vested[grant_index] for grant_index in clawed)
-        if kind == "forfeit" and clawed_flops != body.clawed_back_flops:
-            raise VerificationError(f"entry {index}: expected a claw-back of {clawed_flops} flops, got "
-                                    f"{body.clawed_back_flops}")
+        clawed_flops = _taken(index, "forfeit claws back", clawed, account.vested,
+                              f"vested by {body.account_id[:12]} (or was clawed back already)", "claw-back",
+                              body.clawed_back_flops if kind == "forfeit" else 0)
         for grant_index in grants:
             flops = account.escrow.pop(grant_index)
             if kind == "vest":
@@ -196,6 +182,20 @@ class Balances:
         else:
             account.vested_flops -= clawed_flops
             account.forfeited_flops += total + clawed_flops
+
+
+def _taken(index: int, what: str, grants: list[int], held: dict[int, int], where: str, kind: str,
+           claimed: int) -> int:
+    """The FLOPs of `grants`, each once and each in `held`, which must add up to `claimed`."""
+    for grant_index in grants:
+        if grant_index not in held:
+            raise VerificationError(f"entry {index}: {what} grant {grant_index}, which is not {where}")
+    if len(set(grants)) != len(grants):
+        raise VerificationError(f"entry {index}: {what} a grant twice")
+    total = sum(held[grant_index] for grant_index in grants)
+    if total != claimed:
+        raise VerificationError(f"entry {index}: expected {kind} of {total} flops, got {claimed}")
+    return total
 
 
 __all__ = [

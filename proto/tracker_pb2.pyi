@@ -198,18 +198,26 @@ class StatusResponse(_message.Message):
     def __init__(self, origin: _Optional[str] = ..., epoch: _Optional[int] = ..., num_peers: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., loss: _Optional[float] = ..., num_reports: _Optional[int] = ..., tree_size: _Optional[int] = ..., spread: _Optional[_Union[ParameterSpread, _Mapping]] = ..., verifier: _Optional[_Union[VerifierHealth, _Mapping]] = ...) -> None: ...
 
 class VerifierHealth(_message.Message):
-    __slots__ = ("running", "restarts", "outstanding_jobs", "pid", "last_exit")
+    __slots__ = ("running", "restarts", "outstanding_jobs", "pid", "last_exit", "recomputed", "failed", "unverifiable", "passed")
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
     OUTSTANDING_JOBS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     LAST_EXIT_FIELD_NUMBER: _ClassVar[int]
+    RECOMPUTED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    UNVERIFIABLE_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
     running: bool
     restarts: int
     outstanding_jobs: int
     pid: int
     last_exit: str
-    def __init__(self, running: _Optional[bool] = ..., restarts: _Optional[int] = ..., outstanding_jobs: _Optional[int] = ..., pid: _Optional[int] = ..., last_exit: _Optional[str] = ...) -> None: ...
+    recomputed: int
+    failed: int
+    unverifiable: int
+    passed: int
+    def __init__(self, running: _Optional[bool] = ..., restarts: _Optional[int] = ..., outstanding_jobs: _Optional[int] = ..., pid: _Optional[int] = ..., last_exit: _Optional[str] = ..., recomputed: _Optional[int] = ..., failed: _Optional[int] = ..., unverifiable: _Optional[int] = ..., passed: _Optional[int] = ...) -> None: ...
 
 class ParameterSpread(_message.Message):
     __slots__ = ("epoch", "num_peers", "relative")

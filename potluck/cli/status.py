@@ -35,7 +35,10 @@ def fetch_status(client: TrackerClient) -> dict:
                                  "relative": float(f"{spread.relative:.3g}")} if status.HasField("spread") else None,
             "verifier": {"running": status.verifier.running, "restarts": status.verifier.restarts,
                          "outstanding_jobs": status.verifier.outstanding_jobs, "pid": status.verifier.pid,
-                         "last_exit": status.verifier.last_exit} if status.HasField("verifier") else None,
+                         "last_exit": status.verifier.last_exit,
+                         "verdicts": {outcome: getattr(status.verifier, outcome)
+                                      for outcome in ("recomputed", "failed", "unverifiable", "passed")}}
+            if status.HasField("verifier") else None,
             "reports": status.num_reports, "ledger_entries": status.tree_size, "accounts": len(rows),
             "credits_vested": str(sum(Decimal(r["vested"]) for r in rows)),
             "credits_escrow": str(sum(Decimal(r["escrow"]) for r in rows))}
@@ -49,7 +52,8 @@ def render_status(status: dict) -> None:
                 f"{value['relative']:.2g} of their norm at epoch {value['epoch']} ({value['volunteers']} volunteers)")
         if key == "verifier":
             value = "none" if value is None else (
-                f"{'running' if value['running'] else 'RESTARTING'}, {value['outstanding_jobs']} jobs waiting"
+                f"{'running' if value['running'] else 'RESTARTING'}, {value['outstanding_jobs']} jobs waiting, "
+                f"{value['verdicts']['recomputed']} recomputed, {value['verdicts']['failed']} failed"
                 + (f", restarted {value['restarts']}x (last: {value['last_exit']})" if value["restarts"] else ""))
         table.add_row(key.replace("_", " "), str(value))
     Console().print(table)

@@ -10,7 +10,7 @@ from potluck.audit.replay import Replay
 from potluck.binding import load_or_create_peer_identity, make_binding
 from potluck.entries import decode_entry, serialize_entry
 from potluck.proto.envelope_pb2 import SignedEnvelope
-from potluck.proto.ledger_pb2 import BindingRecord, LedgerEntry
+from potluck.proto.ledger_pb2 import BindingRecord, Forfeit, LedgerEntry
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -52,6 +52,10 @@ def test_an_honest_log_has_no_problems(log40):
     (lambda d: serialize_entry(grant(ACCOUNTS[0], 99, report=signed_report(ACCOUNTS[0], 99, origin="other"))),
      "entry 9: the granted report does not verify: expected origin 'potluck.swarm/test/ledger', got 'other'"),
     (lambda d: serialize_entry(vest(ACCOUNTS[0], [0], 1)), "entry 9: vest names grant 0, which is not in"),
+    # A claw-back may only take credit the account vested (a tracker emptying an honest account).
+    (lambda d: serialize_entry(LedgerEntry(origin=ORIGIN, forfeit=Forfeit(
+        account_id=ACCOUNTS[0].account_id, clawed_back_indices=[999], clawed_back_flops=1, reason="x"))),
+     "entry 9: forfeit claws back grant 999, which is not vested by"),
 ])
 @pytest.mark.parametrize("num_threads", [1, 2])
 def test_each_lie_is_named(log40, lie, expected, num_threads):

@@ -126,7 +126,9 @@ class TrackerService(TrackerServicer):
             health = stats.verifier_health()
             status.verifier.CopyFrom(pb.VerifierHealth(
                 running=health.running, restarts=health.restarts, outstanding_jobs=health.outstanding_jobs,
-                pid=health.pid, last_exit=health.last_exit))
+                pid=health.pid, last_exit=health.last_exit, **{
+                    outcome: health.verdicts.get(outcome, 0)
+                    for outcome in ("recomputed", "failed", "unverifiable", "passed")}))
         return status
 
 

@@ -15,6 +15,7 @@ import multiprocessing
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -44,6 +45,7 @@ class VerifierHealth:
     outstanding_jobs: int
     pid: int
     last_exit: str
+    verdicts: dict[str, int]  # outcome ("recomputed", "failed", ...) -> verdicts this process delivered
 
 
 class SupervisedVerifier:
@@ -51,6 +53,7 @@ class SupervisedVerifier:
 
     def __init__(self, spec: VerifierSpec, on_event: Callable[[object], None]):
         self.spec, self.on_event = spec, on_event
+        self.verdicts: Counter[str] = Counter()
         self.outstanding: dict[int, Job] = {}  # grant index -> its job, until its verdict comes back
         self.crashes: dict[int, int] = {}  # grant index -> exits while its job was outstanding
         self.process: GroupProcess | None = None
@@ -78,7 +81,8 @@ class SupervisedVerifier:
 
     def health(self) -> VerifierHealth:
         return VerifierHealth(running=self.running, restarts=self.restarts, outstanding_jobs=len(self.outstanding),
-                              pid=(self.process.pid or 0) if self.process else 0, last_exit=self.last_exit)
+                              pid=(self.process.pid or 0) if self.process else 0, last_exit=self.last_exit,
+                              verdicts=dict(self.verdicts))
 
     async def stop(self) -> None:
         self.stopping = True
@@ -131,6 +135,7 @@ class SupervisedVerifier:
                 return  # the same job's verdict again, from before a restart
             self.crashes.pop(event.index, None)
             self.answered = True
+            self.verdicts[event.outcome.value] += 1
         self.on_event(event)
 
     async def _supervise(self) -> None:
@@ -169,6 +174,7 @@ class SupervisedVerifier:
             self.crashes[index] = self.crashes.get(index, 0) + 1
             if self.crashes[index] >= MAX_CRASHES_PER_JOB:
                 del self.outstanding[index], self.crashes[index]
+                self.verdicts[Outcome.UNVERIFIABLE.value] += 1
                 self.on_event(Verdict(index=index, account_id=_account_of(job), outcome=Outcome.UNVERIFIABLE,
                                       check="recompute", reason=f"the verifier exited {MAX_CRASHES_PER_JOB} times "
                                                                 f"while checking it"))
