@@ -423,7 +423,7 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
 
     def check(envelope: bytes, snapshots: dict, segments: tuple[int, ...]) -> tuple[float, float]:
         """(CPU seconds of the whole job, the verifier's own `cpu_seconds` for recomputation)."""
-        job = Job(index=0, envelope=envelope, segments=segments, sampled=bool(segments), queued_at=time.monotonic())
+        job = Job(index=0, envelope=envelope, segments=segments, sampled=bool(segments))
         started = time.process_time()
         verdict = _decide(job, spec, task, checker, snapshots, progress)
         cpu = time.process_time() - started

@@ -29,7 +29,6 @@ class Job:
     envelope: bytes  # the report, as signed
     segments: tuple[int, ...]  # segments the tracker drew for recomputation, most telling first
     sampled: bool  # drawn for stage (c); otherwise stage (b) only, unless it raises suspicion
-    queued_at: float
 
 
 @dataclass(frozen=True)
@@ -42,5 +41,5 @@ class Spread:
     """Verifier to tracker: how far apart the volunteers' parameters lay at `epoch`."""
 
     epoch: int
-    num_peers: int  # volunteers whose announced states were compared
+    num_peers: int  # reports whose starting states were compared
     relative: float  # the largest distance from their mean, relative to the mean's norm

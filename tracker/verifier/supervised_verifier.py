@@ -14,10 +14,9 @@ import logging
 import multiprocessing
 import signal
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from potluck.errors import VerificationError
 from potluck.group_process import GroupProcess
@@ -110,9 +109,8 @@ class SupervisedVerifier:
         finally:
             self.starting = None
         self.process, self.jobs = process, jobs
-        now = time.monotonic()  # jobs sent again get their full wait for a state anew
         for job in self.outstanding.values():
-            jobs.put(replace(job, queued_at=now))
+            jobs.put(job)
         self.running = True  # from here on, on this loop turn: no job is both re-sent and submitted
         self.reader = threading.Thread(target=self._read, args=(process,), daemon=True, name="verdicts")
         self.reader.start()

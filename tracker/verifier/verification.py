@@ -135,8 +135,7 @@ class Verification:
         sampled = self.policy.should_check(report.account_id, digest, index)
         segments = tuple(pick_segments(self.policy.check_key, digest, len(report.losses), SEGMENTS_ON_SUSPICION))
         self.accounts.get(report.account_id).awaiting.add(index)
-        self.verifier.submit(Job(index=index, envelope=envelope, segments=segments, sampled=sampled,
-                                 queued_at=time.monotonic()))
+        self.verifier.submit(Job(index=index, envelope=envelope, segments=segments, sampled=sampled))
 
     def _on_event(self, event) -> None:
         """What the verifier sent (on the event loop)."""
