@@ -28,7 +28,7 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from pathlib import Path
 
 import hivemind
@@ -60,7 +60,6 @@ LOAD_STATE_TIMEOUT = 15.0
 FETCH_TIMEOUT = 20.0
 FETCH_RETRY = 5.0
 FETCH_ATTEMPTS = 3
-MAX_SPREAD_FETCHES = 4  # states fetched only to measure an epoch's spread (never a check's)
 
 
 def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
@@ -81,7 +80,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     threading.Thread(target=progress.follow, args=(dht, run_id, stop), daemon=True, name="progress").start()
     pending: list[_Pending] = []
     epoch = newest_reported = 0
-    started_by_epoch: dict[int, dict[bytes, list[str]]] = defaultdict(dict)  # epoch -> digest -> reporting peers
+    started_by_epoch: dict[int, Counter[bytes]] = defaultdict(Counter)  # epoch -> start digest -> reports
     events.put(VerifierReady())
     try:
         while not stop.is_set():
@@ -96,7 +95,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
                 item = _Pending(job, _open(job, spec))
                 report = item.report
                 newest_reported = max(newest_reported, report.epoch)
-                started_by_epoch[report.epoch].setdefault(report.state_digest, []).append(report.peer_id)
+                started_by_epoch[report.epoch][report.state_digest] += 1
                 pending.append(item)
             for done in [e for e in started_by_epoch if e < newest_reported - 1]:
                 spread = _spread(done, started_by_epoch.pop(done), states, parameter_names(follower))
@@ -182,20 +181,13 @@ def _load_swarm_state(averager, follower, states: _States, keeper: CheckpointKee
     keeper.offer(averager.local_epoch, follower)
 
 
-def _spread(epoch: int, started: dict[bytes, list[str]], states: _States, names: list[str]) -> Spread | None:
+def _spread(epoch: int, started: Counter[bytes], states: _States, names: list[str]) -> Spread | None:
     """How far apart the states `epoch`'s reports started from lie (one per report), once the epoch is over.
 
-    A state not held is fetched from a peer that reported it (at most MAX_SPREAD_FETCHES an epoch); those
-    it cannot get are left out, and an epoch with fewer than two reports measured says nothing."""
-    fetches = 0
-    for digest, peers in started.items():
-        if states.get(digest) is None and fetches < MAX_SPREAD_FETCHES and len(started) > 1:
-            fetches += 1
-            try:
-                states.fetch(peers[0], digest, epoch)
-            except StateUnavailable as e:
-                logger.info("could not fetch a state of epoch %d for its spread: %s", epoch, e)
-    measured = [(states.get(digest), len(peers)) for digest, peers in started.items() if states.get(digest)]
+    Only states already held count (the swarm's, and those fetched for checks): fetching one just to
+    measure would let any report stall the verifier's loop for a fetch's timeout at no cost to its
+    sender. An epoch with fewer than two reports measured says nothing."""
+    measured = [(states.get(digest), n) for digest, n in started.items() if states.get(digest) is not None]
     count = sum(n for _, n in measured)
     if count < 2:
         return None
