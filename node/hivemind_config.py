@@ -69,7 +69,7 @@ class HivemindConfig:
 
 def make_optimizer(config: HivemindConfig, *, dht, params: Iterable[torch.nn.Parameter],
                    payload_for_round: Callable[[], tuple[int, bytes]], batch_size_per_step: int,
-                   optimizer_class: type[Optimizer] = Optimizer) -> Optimizer:
+                   optimizer_class: Callable[..., Optimizer] = Optimizer) -> Optimizer:
     """The swarm's hivemind.Optimizer for one peer; every averaging round gathers `payload_for_round()`.
 
     `use_local_updates=False` and synchronous state averaging keep the parameters fixed within an

@@ -10,7 +10,9 @@ second signal stops everything at once.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
 import signal
 import socket
 import statistics
@@ -77,6 +79,9 @@ class Node:
             raise ConfigError(f"--max-epochs: must be a positive integer (got {config.max_epochs})")
         self.config = config
         self.stopping = threading.Event()
+        # The newest epoch the tracker has admitted a report of, as last heard; the worker reads it (shared
+        # memory, written only here: no lock a killed worker could hold) to bound hivemind's view of the epoch.
+        self.tracker_epoch = multiprocessing.get_context("fork").RawValue(ctypes.c_uint64, 0)
         self.signals = 0
         self.worker: GroupProcess | None = None
         self.worker_done = False  # the worker trained its epochs and now only serves its kept states
@@ -101,6 +106,7 @@ class Node:
                                     client=self.client)
         self.peer = load_or_create_peer_identity(config.state_dir / "peer.key")
         self.client.register(make_binding(self.account, self.peer, self.manifest.origin))
+        self._hear_tracker_epoch()
         self.outbox = Outbox(config.state_dir / "outbox.sqlite")
         self.reporter = Reporter(self.outbox, self.client, log_key=self.log_key)
         logger.info("joined swarm %s as account %s, peer %s", self.manifest.origin, self.account.account_id[:12],
@@ -116,7 +122,8 @@ class Node:
         remaining = None if config.max_epochs is None else config.max_epochs - self.windows_done
         return WorkerSpec(training=training, task_name=m.task.name, task_params=param_dict(m.task),
                           shards=tuple(self.shards), account=self.account, origin=m.origin,
-                          requested_batch_size=config.batch_size, max_windows=remaining)
+                          requested_batch_size=config.batch_size, max_windows=remaining,
+                          tracker_epoch=self.tracker_epoch)
 
     # -- running --
 
@@ -222,12 +229,16 @@ class Node:
         while not stop.wait(CREDITS_POLL_INTERVAL if self.outbox.counts().acked else 1.0):
             self._refresh_counts()
             try:
+                self._hear_tracker_epoch()
                 balances = self.client.balances(self.account.account_id)
             except TrackerError:
                 continue
             for balance in balances.balances:
                 self.display.update(credits_pending=credits_text(balance.escrow_flops, unit),
                                     credits_vested=credits_text(balance.vested_flops, unit))
+
+    def _hear_tracker_epoch(self) -> None:
+        self.tracker_epoch.value = max(self.tracker_epoch.value, self.client.status().epoch)
 
     def _leave(self, graceful: bool) -> None:
         """Let the worker finish its step and leave averaging, keeping the windows it closes; send the reports;

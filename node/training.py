@@ -12,6 +12,7 @@ signal handlers and leaves SIGINT ignored); stop it by setting the event, or kil
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -25,6 +26,7 @@ from hivemind.optim import Optimizer
 from potluck.errors import ConfigError, PotluckError
 from potluck.node.attesting_averager import AttestingGradientAverager
 from potluck.node.hivemind_config import HivemindConfig, make_optimizer
+from potluck.node.progress_bound import BoundedProgressTracker
 from potluck.node.sketch import SketchProjector, sketch_seed, state_digest
 from potluck.node.state_server import StateServer
 from potluck.node.tasks.base import TaskBase
@@ -90,6 +92,8 @@ class TrainingWorker:
     :param gather_payload: epoch -> bytes sent to groupmates in that epoch's gradient round
       (e.g. a signed attestation); default sends b"".
     :param on_ready: called once the peer has joined and, if late, loaded the swarm's state.
+    :param tracker_epoch: the newest epoch the tracker has admitted a report of, as last heard (0 if never):
+      progress records more than EPOCH_SLACK beyond it and beyond this peer's epoch are ignored.
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class TrainingWorker:
         on_window: Callable[[WindowStats], None] | None = None,
         gather_payload: Callable[[int], bytes] | None = None,
         on_ready: Callable[[TrainingWorker], None] | None = None,
+        tracker_epoch: Callable[[], int] = lambda: 0,
     ) -> None:
         self.config = config
         self.task = task
@@ -108,6 +113,7 @@ class TrainingWorker:
         self._on_window = on_window
         self._gather_payload = gather_payload or (lambda epoch: b"")
         self._on_ready = on_ready
+        self._tracker_epoch = tracker_epoch
         self.model: torch.nn.Module | None = None
         self.dht: hivemind.DHT | None = None
         self.optimizer: _TrainingOptimizer | None = None
@@ -164,7 +170,8 @@ class TrainingWorker:
     def _make_optimizer(self) -> _TrainingOptimizer:
         return make_optimizer(self.config.hivemind, dht=self.dht, params=self.model.parameters(),
                               payload_for_round=self._payload_for_round,
-                              batch_size_per_step=self.config.batch_size_per_step, optimizer_class=_TrainingOptimizer)
+                              batch_size_per_step=self.config.batch_size_per_step,
+                              optimizer_class=functools.partial(_TrainingOptimizer, tracker_epoch=self._tracker_epoch))
 
     def _payload_for_round(self) -> tuple[int, bytes]:
         epoch = self.optimizer.local_epoch
@@ -270,8 +277,9 @@ class _Window:
 
 
 class _TrainingOptimizer(Optimizer):
-    """hivemind.Optimizer that shows the worker's window each micro-batch as the averager takes it, and
-    counts state downloads, so the worker can tell a reload from an epoch step.
+    """hivemind.Optimizer that shows the worker's window each micro-batch as the averager takes it,
+    counts state downloads, so the worker can tell a reload from an epoch step, and reads the swarm's
+    epoch only from progress records within the tracker's bound (node/progress_bound.py).
 
     The two hooks are the points of hivemind.Optimizer.step (1.1.12) where a segment may end: right
     after a micro-batch is accumulated, and when the epoch is about to close (its gradients are then
@@ -280,6 +288,15 @@ class _TrainingOptimizer(Optimizer):
 
     state_loads = 0
     window: _Window | None = None
+
+    def __init__(self, *args, tracker_epoch: Callable[[], int], **kwargs) -> None:
+        self._tracker_epoch = tracker_epoch  # read by _make_progress_tracker, which hivemind calls in __init__
+        super().__init__(*args, **kwargs)
+
+    def _make_progress_tracker(self, target_batch_size: int, **kwargs) -> BoundedProgressTracker:
+        return BoundedProgressTracker(dht=self.dht, prefix=self.run_id, target_batch_size=target_batch_size,
+                                      client_mode=self.client_mode, status_loglevel=self.status_loglevel, start=True,
+                                      tracker_epoch=self._tracker_epoch, **kwargs)
 
     def load_state_from_peers(self, **kwargs) -> None:
         super().load_state_from_peers(**kwargs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, replace
+from typing import Any
 
 from potluck.attestations import sign_attestation
 from potluck.identity import AccountKey
@@ -64,6 +65,7 @@ class WorkerSpec:
     origin: str
     requested_batch_size: int | None
     max_windows: int | None
+    tracker_epoch: Any  # a shared c_uint64 the supervisor updates: the newest epoch the tracker admitted
 
 
 def run_worker(stop, events, spec: WorkerSpec) -> None:
@@ -83,6 +85,7 @@ def run_worker(stop, events, spec: WorkerSpec) -> None:
         on_window=events.put,
         gather_payload=lambda epoch: sign_attestation(spec.account, spec.origin, epoch, worker.peer_id),
         on_ready=on_ready,
+        tracker_epoch=lambda: spec.tracker_epoch.value,
     )
     def linger() -> None:
         # Training is over; serve the states our reports name until the supervisor has seen them checked.

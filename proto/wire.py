@@ -18,6 +18,14 @@ MAX_REPORT_BYTES = MAX_ENTRY_BYTES - 4096
 MAX_ATTESTATIONS_PER_REPORT = 64
 MAX_ATTESTATION_BYTES = 1024
 
+# Epochs a report may lead the newest epoch of any report the tracker admitted. Honest peers are within
+# one of each other, but a peer's report can arrive before its peers' (their reporters back off on their
+# own), and a peer that reloads the swarm's state skips the epochs it missed. A rejection is final, so the
+# slack is generous: the bound is against made-up epochs (10^6), and lets an account lead the swarm by this
+# much per logged report.
+EPOCH_SLACK = 8
+# Nodes ignore hivemind progress records beyond the same bound (node/progress_bound.py).
+
 # Each segment's gradient is sketched to this many values; reports carry one sketch per segment.
 SKETCH_DIM = 16
 # Micro-batches per segment. The verifier recomputes whole segments, so this multiplies its cost per check.

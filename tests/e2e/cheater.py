@@ -15,12 +15,18 @@ CHEAT_AFTER reports, then:
              losses and sketches in its honest range) and names a starting state nobody ever had, so
              that no verifier can recompute it (issue 11 measured 2 such reports vest);
   future     reports each window at an epoch 10^6 ahead of the one it trained (a made-up epoch
-             restarts the per-epoch claim cap, and names data nobody trained on).
+             restarts the per-epoch claim cap, and names data nobody trained on);
+  poison     trains and reports honestly, but from its first step keeps a hivemind progress record
+             at epoch 10^6 in the DHT (signed by a key of its own, as any peer's is), and writes the
+             same over every other peer's record (unsigned: not theirs to write). Before the fix one
+             such record would move every honest peer's hivemind epoch to 10^6.
 """
 
 import os
 import random
 import sys
+import threading
+import time
 from dataclasses import replace
 
 import torch
@@ -90,6 +96,40 @@ elif MODE == "griefer":
         return sign_attestation(THROWAWAY, origin, epoch, peer_id)
 
     worker.sign_attestation = forged_attestation  # the worker is forked from here: it gathers this
+elif MODE == "poison":
+    ABSURD_EPOCH = 10**6
+    honest_join = training.TrainingWorker._join_swarm
+
+    def poison(worker) -> None:
+        import hivemind
+        from hivemind.dht.crypto import RSASignatureValidator
+        from hivemind.optim.progress_tracker import LocalTrainingProgress
+        from hivemind.utils import get_dht_time
+        from hivemind.utils.crypto import RSAPrivateKey
+
+        key = f"{worker.config.hivemind.run_id}_progress"
+        signer = RSASignatureValidator(RSAPrivateKey())  # a key of its own: its record is validly signed
+        # Both DHTs are children of this worker: its process group, so they go when the node stops it.
+        signed = hivemind.DHT(initial_peers=worker.visible_maddrs, start=True, record_validators=[signer])
+        unsigned = hivemind.DHT(initial_peers=worker.visible_maddrs, start=True)
+        attempts = 0
+        while True:
+            record = LocalTrainingProgress(peer_id=signed.peer_id.to_bytes(), epoch=ABSURD_EPOCH, samples_accumulated=0,
+                                           samples_per_second=1.0, time=get_dht_time(), client_mode=False).dict()
+            signed.store(key, subkey=signer.local_public_key, value=record, expiration_time=get_dht_time() + 30)
+            found = signed.get(key, latest=True)  # a DHT without the validator cannot read signed values
+            for subkey in (found.value if found is not None and isinstance(found.value, dict) else {}):
+                if subkey != signer.local_public_key:
+                    unsigned.store(key, subkey=subkey, value=record, expiration_time=get_dht_time() + 30)
+                    attempts += 1
+            print(f"poison: own record at epoch {ABSURD_EPOCH} stored; {attempts} overwrites tried", flush=True)
+            time.sleep(1.0)
+
+    def join_swarm(self) -> None:
+        threading.Thread(target=poison, args=(self,), daemon=True, name="poison").start()
+        honest_join(self)
+
+    training.TrainingWorker._join_swarm = join_swarm
 else:
     supervisor.Node._on_window = on_window
 

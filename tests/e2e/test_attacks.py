@@ -16,6 +16,13 @@ a griefer and a volunteer that lies about when its windows ran (tests/e2e/cheate
   certainly struck; no padded report may vest.
 * `future` is honest for 2 reports, then reports each window 10^6 epochs ahead: refused on arrival
   (the epoch is bounded by the newest epoch the tracker has logged), never logged.
+* `poison` trains honestly but keeps a hivemind progress record at epoch 10^6 in the DHT (validly
+  signed by a key of its own) and writes the same, unsigned, over every other peer's record. Measured
+  before the fix (the node's bound switched off): every node still training once the record was up
+  (4 of 7) reloaded the swarm's state about 2,000 times and closed no window again. Now the overwrites
+  are refused by every DHT node (a record is its signer's), every node ignores records beyond the
+  tracker's epoch bound (node/progress_bound.py) and so does the verifier: the honest volunteers train
+  at the swarm's epochs and their reports are checked.
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ from potluck.tracker_client import TrackerClient
 CHEATER = str(Path(__file__).with_name("cheater.py"))
 EPOCHS = 5
 PAST_HONEST_REPORTS = FUTURE_HONEST_REPORTS = 2
-PLAYERS = {"honest-1": None, "honest-2": None, "griefer": 0, "past": PAST_HONEST_REPORTS, "pad_unseen": 0,
+# The poisoner starts first, so that its record is in the DHT while everyone else trains.
+PLAYERS = {"poison": 0, "honest-1": None, "honest-2": None, "griefer": 0, "past": PAST_HONEST_REPORTS, "pad_unseen": 0,
            "future": FUTURE_HONEST_REPORTS}
 
 ANSWER_TIMEOUT = 120.0  # a state no peer serves fails after 3 tries, each within 20 s, 5 s apart
@@ -60,6 +68,8 @@ class Outcome:
     rejected: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # name -> (sequence, reason)
     entries: list = field(default_factory=list)
     swarm_log: str = ""
+    node_logs: dict[str, str] = field(default_factory=dict)
+    verifier: object = None  # the tracker's VerifierHealth at the end
     leftovers: list[int] = field(default_factory=list)
 
 
@@ -83,10 +93,11 @@ def outcome(tmp_path_factory) -> Outcome:
             deadline = time.monotonic() + ANSWER_TIMEOUT
             while client.status().verifier.outstanding_jobs and time.monotonic() < deadline:
                 time.sleep(0.5)
+            verifier = client.status().verifier
         result = Outcome(
             accounts={n: load_account_key(workdir / n / "account.key").account_id for n in PLAYERS},
             peers={n: load_or_create_peer_identity(workdir / n / "node" / "peer.key").peer_id for n in PLAYERS},
-            codes=codes)
+            codes=codes, verifier=verifier)
         for name in PLAYERS:
             outbox = Outbox(workdir / name / "node" / "outbox.sqlite")
             result.grants[name] = {r.sequence: r.entry_index for r in outbox.reports("acked")}
@@ -98,6 +109,7 @@ def outcome(tmp_path_factory) -> Outcome:
     finally:
         swarm.stop()
     result.swarm_log = (workdir / "swarm.log").read_text(errors="replace")
+    result.node_logs = {n: (workdir / f"{n}.log").read_text(errors="replace") for n in PLAYERS}
     result.leftovers = descendant_pids(os.getpid())
     return result
 
@@ -185,3 +197,20 @@ def test_reports_at_made_up_epochs_are_refused_and_never_logged(outcome):
     assert all("ahead of the swarm's epoch" in reason for _, reason in rejected), rejected
     assert all(seq <= FUTURE_HONEST_REPORTS for seq in grants), grants
     assert max(r.epoch for r in reports_of(outcome, "future").values()) < 10**6
+
+
+def test_a_record_at_a_made_up_epoch_moves_no_honest_peer_and_the_verifier_keeps_checking(outcome):
+    poison_log = outcome.node_logs["poison"]
+    tried = [int(line.split("; ")[1].split()[0]) for line in poison_log.splitlines() if "overwrites tried" in line]
+    print(f"\npoison: {len(tried)} rounds of its record stored, {max(tried, default=0)} overwrites of others' tried; "
+          f"verifier: {outcome.verifier}")
+    assert tried and max(tried) > 0  # the attack ran: its record was kept up and others' were written over
+    for name in ("honest-1", "honest-2"):
+        # Every honest node read the made-up record and left it out of hivemind's epoch.
+        assert "ignoring a progress record at epoch 1000000" in outcome.node_logs[name], name
+        epochs = [r.epoch for r in reports_of(outcome, name).values()]
+        assert len(epochs) == EPOCHS and max(epochs) < 10 * EPOCHS, (name, epochs)  # it trained the swarm's epochs
+        assert outcome.rejected[name] == [], (name, outcome.rejected[name])
+        # This swarm draws every report, and a drawn report vests only once its recomputation passed.
+        assert vested(outcome, name), name
+    assert outcome.verifier.recomputed > 0 and outcome.verifier.running

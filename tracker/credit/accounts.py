@@ -30,7 +30,7 @@ class Accounts(Balances):
         self.account_of_peer: dict[str, str] = {}
         # The tracker's own view of the swarm's epoch: the newest epoch of an admitted report (so a node's
         # queued reports, sent 64 to a message after an outage, pass one after another). Nothing a peer writes
-        # in the DHT moves it; a report moves it at most EPOCH_SLACK (report_intake.py) ahead.
+        # in the DHT moves it; a report moves it at most EPOCH_SLACK (proto/wire.py) ahead.
         self.newest_epoch = 0
 
     def get(self, account_id: str) -> AccountState:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from potluck.manifest import SignedManifest
 from potluck.proto.report_pb2 import ContributionReport
-from potluck.proto.wire import SKETCH_DIM, STEPS_PER_SKETCH, num_segments
+from potluck.proto.wire import EPOCH_SLACK, SKETCH_DIM, STEPS_PER_SKETCH, num_segments
 from potluck.tracker.credit import Accounts
 from potluck.tracker.intake.rejected import Rejected
 
@@ -27,11 +27,6 @@ WINDOW_OVERLAP_SLACK = 10.0
 # A window may not start before its peer was registered (by the tracker's clock, which a node's may
 # trail: more slack than CLOCK_SLACK, still far short of the hours a backdated window would need).
 REGISTRATION_SLACK = 600.0
-# Epochs a report may lead the newest epoch of any logged report. Honest peers are within one of each other,
-# but a peer's report can arrive before its peers' (their reporters back off on their own), and a peer that
-# reloads the swarm's state skips the epochs it missed. A rejection is final, so the slack is generous: the
-# bound is against made-up epochs (10^6), and lets an account lead the swarm by this much per logged report.
-EPOCH_SLACK = 8
 # hivemind peers overshoot the target batch when they do not yet see each other's progress or a round
 # times out; measured here: up to 2x. More than that in one epoch is not an honest peer's claim.
 EPOCH_OVERSHOOT = 2.0

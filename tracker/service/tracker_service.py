@@ -115,8 +115,11 @@ class TrackerService(TrackerServicer):
 
     async def GetStatus(self, request, context):
         stats = self.stats
+        # The epoch is the newest of any admitted report (restored from the log at start): nodes bound
+        # hivemind's view of the swarm's epoch by it (node/progress_bound.py).
         status = pb.StatusResponse(
-            origin=self.manifest.origin, epoch=stats.epoch, num_peers=len(self.accounts.account_of_peer),
+            origin=self.manifest.origin, epoch=max(stats.epoch, self.accounts.newest_epoch),
+            num_peers=len(self.accounts.account_of_peer),
             samples_per_second=stats.samples_per_second(), loss=stats.loss or 0.0, num_reports=stats.num_reports,
             tree_size=self.ledger.size)
         if stats.spread is not None:
