@@ -379,7 +379,8 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
     from potluck.tracker.credit import Outcome
     from potluck.tracker.verifier import Job, ProgressBook, VerifierSpec
     from potluck.tracker.verifier.recompute import SEGMENTS_PER_CHECK, pick_segments
-    from potluck.tracker.verifier.verifier import _decide, _open, _Pending, _States
+    from potluck.tracker.verifier.states import States
+    from potluck.tracker.verifier.verifier import _decide, _open, _Pending
 
     # One thread on both sides, as the verifier runs: CPU seconds, not wall time, are what is compared,
     # and idle spinning of extra threads would only flatter the node's side.
@@ -424,7 +425,7 @@ def verifier_cost(repeat: int, num_windows: int) -> dict:
     def check(envelope: bytes, snapshots: dict, segments: tuple[int, ...]) -> tuple[float, float]:
         """(CPU seconds of the whole job, the verifier's own `cpu_seconds` for recomputation)."""
         job = Job(index=0, envelope=envelope, segments=segments, sampled=bool(segments))
-        states = _States(None, checker)  # the state is held: nothing to fetch
+        states = States(None, checker)  # the state is held: nothing to fetch
         states.held.update(snapshots)
         started = time.process_time()
         verdict = _decide(_Pending(job, _open(job, spec)), spec, task, checker, states, progress)

@@ -29,6 +29,9 @@ class Job:
     envelope: bytes  # the report, as signed
     segments: tuple[int, ...]  # segments the tracker drew for recomputation, most telling first
     sampled: bool  # drawn for stage (c); otherwise stage (b) only, unless it raises suspicion
+    # The account has a report proven by recomputation: its state downloads never wait behind new
+    # accounts' (tracker/verifier/states.py), which anyone can make by the thousand.
+    established: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from concurrent.futures import Future
 
 import torch
 from hivemind.compression import deserialize_torch_tensor
@@ -23,6 +25,7 @@ from hivemind.utils.streaming import combine_from_streaming
 from potluck.node.state_server import state_handler_name
 from potluck.proto.state_pb2 import StateRequest
 
+CONNECT_TIMEOUT = 30.0  # seconds to attach to, or let go of, the DHT's p2p daemon
 FRAME_OVERHEAD = 4096  # bytes a frame may carry besides tensor data (its dtype, shape, chunk counters)
 
 
@@ -31,24 +34,34 @@ class StateUnavailable(Exception):
 
 
 class StateFetcher:
-    """Blocking downloads for a process's main thread; it shares the DHT's p2p daemon."""
+    """Downloads on an event loop of its own (a thread), so several may be under way; it shares the DHT's
+    p2p daemon. `start` returns a future; `fetch` waits for one."""
 
     def __init__(self, dht, run_id: str):
         self.loop = asyncio.new_event_loop()
-        self.p2p = self.loop.run_until_complete(dht.replicate_p2p())
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="state-fetcher")
+        self.thread.start()
+        self.p2p = asyncio.run_coroutine_threadsafe(dht.replicate_p2p(), self.loop).result(CONNECT_TIMEOUT)
         self.name = state_handler_name(run_id)
 
-    def fetch(self, peer_id: str, digest: bytes, like: list[torch.Tensor], timeout: float) -> list[torch.Tensor]:
-        """The tensors of the state `peer_id` keeps under `digest`, shaped and typed like `like`.
+    def start(self, peer_id: str, digest: bytes, like: list[torch.Tensor], timeout: float) -> Future:
+        """A future of the tensors of the state `peer_id` keeps under `digest`, shaped and typed like `like`.
 
-        Raises StateUnavailable (with the reason) for anything else. The caller checks the digest."""
+        Its exception is StateUnavailable (with the reason) for anything else. The caller checks the digest."""
+        return asyncio.run_coroutine_threadsafe(self._fetch(peer_id, digest, like, timeout), self.loop)
+
+    def fetch(self, peer_id: str, digest: bytes, like: list[torch.Tensor], timeout: float) -> list[torch.Tensor]:
+        """`start`, waited for."""
+        return self.start(peer_id, digest, like, timeout).result()
+
+    async def _fetch(self, peer_id: str, digest: bytes, like: list[torch.Tensor], timeout: float):
         try:
             peer = PeerID.from_base58(peer_id)
         except Exception as e:
             raise StateUnavailable(f"{peer_id!r} is not a PeerID") from e
         budget = sum(t.numel() * t.element_size() for t in like) + FRAME_OVERHEAD * (len(like) + 16)
         try:
-            return self.loop.run_until_complete(asyncio.wait_for(self._download(peer, digest, like, budget), timeout))
+            return await asyncio.wait_for(self._download(peer, digest, like, budget), timeout)
         except StateUnavailable:
             raise
         except TimeoutError as e:
@@ -89,9 +102,19 @@ class StateFetcher:
         return tensors
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):  # the DHT (and its daemon) may be gone already
-            self.loop.run_until_complete(self.p2p.shutdown())
-        self.loop.close()
+        """Cancel the downloads under way, let go of the daemon, end the loop's thread."""
+        async def finish():
+            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                task.cancel()
+            with contextlib.suppress(Exception):  # the DHT (and its daemon) may be gone already
+                await self.p2p.shutdown()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(finish(), self.loop).result(CONNECT_TIMEOUT)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(CONNECT_TIMEOUT)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 def _as_parameter(parts: list, like: list[torch.Tensor], position: int) -> torch.Tensor:

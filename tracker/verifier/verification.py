@@ -134,8 +134,10 @@ class Verification:
         digest = hashlib.sha256(envelope).digest()
         sampled = self.policy.should_check(report.account_id, digest, index)
         segments = tuple(pick_segments(self.policy.check_key, digest, len(report.losses), SEGMENTS_ON_SUSPICION))
-        self.accounts.get(report.account_id).awaiting.add(index)
-        self.verifier.submit(Job(index=index, envelope=envelope, segments=segments, sampled=sampled))
+        account = self.accounts.get(report.account_id)
+        account.awaiting.add(index)
+        self.verifier.submit(Job(index=index, envelope=envelope, segments=segments, sampled=sampled,
+                                 established=account.last_proof >= 0))
 
     def _on_event(self, event) -> None:
         """What the verifier sent (on the event loop)."""

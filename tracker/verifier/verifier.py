@@ -12,7 +12,8 @@ the tracker:
 * stage (c), sampled or suspicious reports: rebuild a few claimed segments of micro-batches on the
   state the report started from and recompute their losses and gradient sketches. A state the
   verifier does not hold is asked of the peer the report came from (its account's bound peer), by
-  digest, within a time and size budget (state_fetcher.py). A peer that cannot serve it after
+  digest, within a time and size budget (state_fetcher.py), several downloads side by side with a
+  share for new accounts (states.py). A peer that cannot serve it after
   `FETCH_ATTEMPTS` tries fails the check: a report that cannot be checked must not earn credit, or
   naming a state nobody can see would be a free pass for padding (issue 11 measured it vest).
 
@@ -28,7 +29,7 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import hivemind
@@ -46,20 +47,13 @@ from potluck.tracker.verifier.messages import Job, Spread, VerifierReady, Verifi
 from potluck.tracker.verifier.progress_book import ProgressBook
 from potluck.tracker.verifier.recompute import SEGMENTS_PER_CHECK, compare, recompute
 from potluck.tracker.verifier.spread import relative_spread
-from potluck.tracker.verifier.state_fetcher import StateFetcher, StateUnavailable
+from potluck.tracker.verifier.state_fetcher import StateFetcher
+from potluck.tracker.verifier.states import FETCH_ATTEMPTS, States, Wanted
 
 logger = logging.getLogger(__name__)
 
-# Model states kept (each a full copy of the model): the recent epochs' states, several an epoch when
-# peers are out of step; a late report (from a node that was cut off) still finds its state.
-MAX_SNAPSHOTS = 16
 POLL_INTERVAL = 0.5  # seconds between turns of the loop
 LOAD_STATE_TIMEOUT = 15.0
-# A check's state download: each try within FETCH_TIMEOUT, FETCH_RETRY apart, FETCH_ATTEMPTS in all before the
-# check fails (a peer busy with an averaging round, or a blip in its link, gets two more chances).
-FETCH_TIMEOUT = 20.0
-FETCH_RETRY = 5.0
-FETCH_ATTEMPTS = 3
 
 
 def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
@@ -74,7 +68,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
                                payload_for_round=lambda: (0, b""), batch_size_per_step=1)
     keeper = CheckpointKeeper(Path(spec.checkpoint_dir) if spec.checkpoint_dir else None, spec.checkpoint_every,
                               spec.task_name, spec.task_params)
-    states = _States(StateFetcher(dht, run_id), checker)
+    states = States(StateFetcher(dht, run_id), checker)
     states.add(state_digest(follower), 0, follower)
     progress = ProgressBook()
     threading.Thread(target=progress.follow, args=(dht, run_id, stop), daemon=True, name="progress").start()
@@ -107,6 +101,8 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
                 if verdict is None:
                     still_pending.append(item)
                 else:
+                    if item.wanted is not None:
+                        states.drop(item.wanted)
                     events.put(verdict)
             pending = still_pending
             states.trim()
@@ -118,44 +114,11 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
 
 
 class _Pending:
-    """A job and its report, with the tries at fetching the state it needs."""
+    """A job and its report, with its need of a state the verifier does not hold, once it has one."""
 
     def __init__(self, job: Job, report: ContributionReport):
         self.job, self.report = job, report
-        self.fetch_errors: list[str] = []
-        self.next_fetch = 0.0
-
-
-class _States:
-    """Model states by digest, oldest dropped first; fetched from a named peer when missing."""
-
-    def __init__(self, fetcher: StateFetcher, model):
-        self.fetcher, self.model = fetcher, model
-        self.held: OrderedDict[bytes, tuple[int, dict]] = OrderedDict()
-
-    def add(self, digest: bytes, epoch: int, model) -> None:
-        self.held[digest] = (epoch, _snapshot(model))
-        self.held.move_to_end(digest)
-
-    def get(self, digest: bytes) -> dict | None:
-        held = self.held.get(digest)
-        return None if held is None else held[1]
-
-    def fetch(self, peer_id: str, digest: bytes, epoch: int) -> dict:
-        """The state `peer_id` keeps under `digest`; raises StateUnavailable saying why not."""
-        params = list(self.model.parameters())
-        tensors = self.fetcher.fetch(peer_id, digest, [p.detach() for p in params], FETCH_TIMEOUT)
-        with torch.no_grad():
-            for param, tensor in zip(params, tensors, strict=True):
-                param.copy_(tensor)
-        if state_digest(self.model) != digest:
-            raise StateUnavailable("it served a state with another digest")
-        self.add(digest, epoch, self.model)
-        return self.held[digest][1]
-
-    def trim(self) -> None:
-        while len(self.held) > MAX_SNAPSHOTS:
-            self.held.popitem(last=False)
+        self.wanted: Wanted | None = None
 
 
 def parameter_names(model) -> list[str]:
@@ -167,7 +130,7 @@ def _open(job: Job, spec: VerifierSpec) -> ContributionReport:
                                                        origin=spec.origin).payload)
 
 
-def _load_swarm_state(averager, follower, states: _States, keeper: CheckpointKeeper) -> None:
+def _load_swarm_state(averager, follower, states: States, keeper: CheckpointKeeper) -> None:
     """The state of a peer hivemind picks among the furthest on; offered to the checkpoint keeper."""
     # One attempt, bounded (Optimizer.load_state_from_peers retries forever once peers are gone).
     try:
@@ -181,7 +144,7 @@ def _load_swarm_state(averager, follower, states: _States, keeper: CheckpointKee
     keeper.offer(averager.local_epoch, follower)
 
 
-def _spread(epoch: int, started: Counter[bytes], states: _States, names: list[str]) -> Spread | None:
+def _spread(epoch: int, started: Counter[bytes], states: States, names: list[str]) -> Spread | None:
     """How far apart the states `epoch`'s reports started from lie (one per report), once the epoch is over.
 
     Only states already held count (the swarm's, and those fetched for checks): fetching one just to
@@ -197,11 +160,6 @@ def _spread(epoch: int, started: Counter[bytes], states: _States, names: list[st
                                                  for state, n in measured for _ in range(n)]))
 
 
-def _snapshot(model) -> dict:
-    """A copy of the model's state that its further training does not touch."""
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
 def _drain(jobs) -> list[Job]:
     found = []
     while True:
@@ -211,7 +169,7 @@ def _drain(jobs) -> list[Job]:
             return found
 
 
-def _decide(item: _Pending, spec: VerifierSpec, task, checker, states: _States,
+def _decide(item: _Pending, spec: VerifierSpec, task, checker, states: States,
             progress: ProgressBook) -> Verdict | None:
     """A verdict for the job, or None while the state it needs is still being asked for."""
     job, report = item.job, item.report
@@ -220,18 +178,15 @@ def _decide(item: _Pending, spec: VerifierSpec, task, checker, states: _States,
         return Verdict(index=job.index, account_id=report.account_id, outcome=Outcome.PASSED, check="progress")
     snapshot = states.get(report.state_digest)
     if snapshot is None:
-        if time.monotonic() < item.next_fetch:
-            return None
-        try:
-            snapshot = states.fetch(report.peer_id, report.state_digest, report.epoch)
-        except StateUnavailable as e:
-            item.fetch_errors.append(str(e))
-            item.next_fetch = time.monotonic() + FETCH_RETRY
-            if len(item.fetch_errors) < FETCH_ATTEMPTS:
+        if item.wanted is None:
+            item.wanted = Wanted(job, report.account_id, report.peer_id, report.state_digest, report.epoch)
+        snapshot = states.obtain(item.wanted)
+        if snapshot is None:
+            if not item.wanted.given_up:
                 return None
             return Verdict(index=job.index, account_id=report.account_id, outcome=Outcome.FAILED, check="recompute",
                            reason=f"its peer did not serve the start state {report.state_digest.hex()[:16]}… it "
-                                  f"names ({FETCH_ATTEMPTS} tries; the last: {item.fetch_errors[-1]})"
+                                  f"names ({FETCH_ATTEMPTS} tries; the last: {item.wanted.errors[-1]})"
                                   + (f"; and it {suspicion}" if suspicion else ""))
     checker.load_state_dict(snapshot)
     started = time.process_time()
