@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from potluck.address import check_maddr
 from potluck.cli.kit import JSON_OPTION, SWARM_STATE_DIR, identity_option, new_group, write_new_file
 from potluck.errors import ConfigError
 from potluck.home import default_account_key_path
@@ -84,8 +85,13 @@ def swarm_start(
     config: Path = typer.Argument(..., help="The swarm.toml describing the swarm."),
     state_dir: Path = typer.Option(SWARM_STATE_DIR, "--state-dir", help="Ledger, keys, manifest, swarm.json."),
     db: str | None = typer.Option(None, "--db", help="SQLite path or postgresql:// URL (default: in --state-dir)."),
-    listen: str = typer.Option("127.0.0.1:50051", "--listen", help="The tracker's HOST:PORT."),
+    listen: str = typer.Option("127.0.0.1:50051", "--listen",
+                               help="The tracker's HOST:PORT (0.0.0.0:PORT lets other hosts join)."),
     dht_port: int = typer.Option(31337, "--dht-port", help="TCP port of the bootstrap DHT peer."),
+    public_host: str | None = typer.Option(
+        None, "--public-host", help="The address volunteers reach this host at (default: detected for 0.0.0.0)."),
+    announce_maddr: list[str] = typer.Option(
+        [], "--announce-maddr", help="A multiaddr the bootstrap peer is reached at (a port forward); repeatable."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the manifest's dataset shards are."),
     identity: Path | None = identity_option("The lead's"),
     checkpoint_every: int = typer.Option(
@@ -106,12 +112,14 @@ def swarm_start(
     lead = load_account_key(identity or default_account_key_path())
 
     def announce(info: dict) -> None:
-        typer.echo(f"Swarm {info['origin']} is up; the tracker listens on {info['tracker']}.")
+        typer.echo(f"Swarm {info['origin']} is up; the tracker listens on {info['listen']}.")
         typer.echo(f"Volunteers join with:\n  potluck node join --tracker {info['tracker']} --lead-key {info['lead']}")
         typer.echo(f"Auditors check the credit log with:\n  potluck audit verify --tracker {info['tracker']} "
                    f"--log-key {state_dir / 'log.pub'}")
 
     run_swarm(manifest, lead, SwarmStartConfig(state_dir=state_dir, db=db, listen=listen, dht_port=dht_port,
+                                               public_host=public_host,
+                                               announce_maddrs=tuple(check_maddr(m) for m in announce_maddr),
                                                data_dir=data_dir, checkpoint_every=checkpoint_every),
               on_ready=announce)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from potluck.address import tcp_maddr
 from potluck.errors import ConfigError
 from potluck.group_process import GroupProcess
 
@@ -26,12 +27,15 @@ class BootstrapFailed:
     reason: str
 
 
-def start_bootstrap_peer(state_dir: Path, host: str, port: int) -> tuple[GroupProcess, list[str]]:
-    """Start the bootstrap peer on `host`:`port`; return its process and its multiaddrs."""
+def start_bootstrap_peer(state_dir: Path, host: str, port: int,
+                         announce_maddrs: list[str] | None = None) -> tuple[GroupProcess, list[str]]:
+    """Start the bootstrap peer on `host`:`port`, announcing `announce_maddrs` (what other hosts dial; by
+    default what its daemon sees); return its process and those multiaddrs, each ending in its PeerID."""
     from potluck.binding import load_or_create_peer_identity  # here: it imports hivemind, which takes seconds
 
     identity = load_or_create_peer_identity(state_dir / "bootstrap.key")
-    peer = GroupProcess(_run_bootstrap_peer, str(identity.path), host, port, name="potluck-bootstrap").start()
+    peer = GroupProcess(_run_bootstrap_peer, str(identity.path), host, port, announce_maddrs,
+                        name="potluck-bootstrap").start()
     event = peer.next_event(BOOTSTRAP_START_TIMEOUT)
     if not isinstance(event, BootstrapReady):
         peer.kill()
@@ -40,15 +44,20 @@ def start_bootstrap_peer(state_dir: Path, host: str, port: int) -> tuple[GroupPr
     return peer, event.maddrs
 
 
-def _run_bootstrap_peer(stop, events, identity_path: str, host: str, port: int) -> None:
+def _run_bootstrap_peer(stop, events, identity_path: str, host: str, port: int,
+                        announce_maddrs: list[str] | None) -> None:
     import hivemind
 
     try:
-        dht = hivemind.DHT(start=True, host_maddrs=[f"/ip4/{host}/tcp/{port}"], identity_path=identity_path)
+        dht = hivemind.DHT(start=True, host_maddrs=[tcp_maddr(host.strip("[]"), port)], identity_path=identity_path,
+                           announce_maddrs=announce_maddrs or None)
     except Exception as e:  # hivemind reports a taken port as a generic daemon error
         events.put(BootstrapFailed(" ".join(str(e).split())[:300]))
         return
-    events.put(BootstrapReady([str(m) for m in dht.get_visible_maddrs()]))
+    if announce_maddrs:
+        events.put(BootstrapReady([f"{maddr}/p2p/{dht.peer_id.to_base58()}" for maddr in announce_maddrs]))
+    else:
+        events.put(BootstrapReady([str(m) for m in dht.get_visible_maddrs()]))
     while not stop.wait(1.0):
         pass
     dht.shutdown()

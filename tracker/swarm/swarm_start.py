@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from potluck.address import check_host_port
+from potluck.address import advertised_host, check_host_port, is_loopback, tcp_maddr
 from potluck.atomic_file import write_file_atomically
 from potluck.datasets import find_shard
 from potluck.errors import ConfigError
@@ -38,6 +38,10 @@ class SwarmStartConfig:
     db: str | None  # default: state_dir/ledger.sqlite
     listen: str  # the tracker's HOST:PORT
     dht_port: int
+    # What other hosts reach the tracker and the bootstrap peer at: detected for a wildcard --listen
+    # (potluck/address.py) unless given; signed into the manifest and printed in the join line.
+    public_host: str | None = None
+    announce_maddrs: tuple[str, ...] = ()  # the bootstrap peer's, where the lead knows better (a port forward)
     data_dir: Path | None
     checkpoint_every: int = 5
 
@@ -70,14 +74,19 @@ async def serve_until_signalled(tracker: Tracker) -> None:
 def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *, on_ready=None) -> None:
     """Start the bootstrap peer and the tracker; serve until SIGINT/SIGTERM."""
     host, port = check_host_port(config.listen, "--listen").rsplit(":", 1)
+    public = advertised_host(host, config.public_host)
+    if is_loopback(public):
+        logger.warning("the swarm listens on %s: only this machine can join it (--listen 0.0.0.0:%s lets other hosts "
+                       "join)", host, port)
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     shards = shards_in(config.data_dir, manifest)
-    bootstrap, maddrs = start_bootstrap_peer(config.state_dir, host, config.dht_port)
+    announce = list(config.announce_maddrs) or [tcp_maddr(public, config.dht_port)]
+    bootstrap, maddrs = start_bootstrap_peer(config.state_dir, host, config.dht_port, announce)
     try:
         manifest = Manifest.FromString(manifest.SerializeToString())
         del manifest.bootstrap_peers[:]
         manifest.bootstrap_peers.extend(maddrs)
-        manifest.tracker_address = config.listen
+        manifest.tracker_address = f"{public}:{port}"
         signed = verify_manifest(sign_manifest(manifest, lead))
         write_file_atomically(config.state_dir / "swarm.manifest", signed.envelope)
         asyncio.run(_serve(signed, config, shards, on_ready))
@@ -91,7 +100,8 @@ async def _serve(signed: SignedManifest, config: SwarmStartConfig, shards, on_re
     tracker = await Tracker.start(signed, TrackerConfig(
         state_dir=config.state_dir, db=config.db or str(config.state_dir / "ledger.sqlite"), listen=config.listen,
         shards=shards, checkpoint_every=config.checkpoint_every))
-    info = {"tracker": config.listen, "initial_peers": list(signed.manifest.bootstrap_peers),
+    info = {"tracker": signed.manifest.tracker_address, "listen": config.listen,
+            "initial_peers": list(signed.manifest.bootstrap_peers),
             "log_key": tracker.log_key, "manifest_id": signed.manifest_id.hex(), "origin": signed.origin,
             "lead": signed.lead_key.hex()}
     # Readers wait for this file to appear: it must never be seen half written.
