@@ -282,7 +282,8 @@ def main() -> None:
         env["POTLUCK_HOME"] = str(work / "home")
         subprocess.run([str(POTLUCK), "identity", "create"], env=env, check=True, capture_output=True)
         # Fork the bootstrap peer before the tracker's gRPC threads exist.
-        bootstrap, initial_peers = start_bootstrap_peer(work, "127.0.0.1", 0)
+        bootstrap, ready = start_bootstrap_peer(work, "127.0.0.1", 0)
+        initial_peers = ready.maddrs
         loop = _Loop()
         try:
             for index in range(args.rounds):

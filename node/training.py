@@ -150,7 +150,8 @@ class TrainingWorker:
             start=True,
         )
         try:
-            self.state_server = StateServer(self.dht, config.hivemind.run_id)
+            self.state_server = StateServer(self.dht, config.hivemind.run_id,
+                                            keep_connected=config.hivemind.initial_peers)
             self.model = self.task.build_model().to(self.device)
             self.optimizer = self._make_optimizer()
             try:

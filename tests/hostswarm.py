@@ -18,7 +18,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import netkit
+import pytest
 from netkit import Host, Network
+from proctree import descendant_pids
 
 from potluck.entries import decode_entry
 from potluck.proto.report_pb2 import ContributionReport
@@ -69,14 +72,14 @@ class HostSwarm:
         self.tracker = shlex.split(self.join_line)[shlex.split(self.join_line).index("--tracker") + 1]
         return self.join_line
 
-    def join(self, name: str, host: Host, *, max_epochs: int) -> Managed:
+    def join(self, name: str, host: Host, *, max_epochs: int, extra: tuple[str, ...] = ()) -> Managed:
         """The printed join line, run on `host` as volunteer `name`."""
         home = self.workdir / name
         self._cli(host, "identity", "create", home=home)
         argv = shlex.split(self.join_line)
         assert argv[0] == "potluck", self.join_line
         command = [POTLUCK, *argv[1:], "--max-epochs", str(max_epochs), "--batch-size", str(BATCH_SIZE),
-                   "--device", "cpu", "--json-logs"]
+                   "--device", "cpu", "--json-logs", *extra]
         return self._spawn(name, host, command, home)
 
     def wait(self, names: list[str], timeout: float) -> dict[str, int | None]:
@@ -96,6 +99,17 @@ class HostSwarm:
             name = next((n for n, a in self.accounts.items() if a == report.account_id), report.account_id[:8])
             found.append(Round(name, report.epoch, report.averaging.succeeded, report.averaging.failure,
                                sum(report.losses) / max(1, len(report.losses))))
+        return found
+
+    def verdicts(self) -> dict[str, list[str]]:
+        """Per volunteer, what the log did to its credit: "vest", and each strike, forfeit and ban with its reason."""
+        found: dict[str, list[str]] = {name: [] for name in self.accounts}
+        for entry in self.entries():
+            kind = entry.WhichOneof("kind")
+            if kind in ("vest", "strike", "forfeit", "ban"):
+                body = getattr(entry, kind)
+                name = next((n for n, a in self.accounts.items() if a == body.account_id), body.account_id[:8])
+                found.setdefault(name, []).append(kind if kind == "vest" else f"{kind}: {body.reason}")
         return found
 
     def entries(self) -> list:
@@ -136,3 +150,31 @@ class HostSwarm:
                                  env={**os.environ, "POTLUCK_HOME": str(home), "OMP_NUM_THREADS": "1"})
         self.processes[name] = Managed(name, popen, log)
         return self.processes[name]
+
+
+def run_across_hosts(workdir: Path, tag: str, volunteers: dict[str, str], *, epochs: int, timeout: float,
+                     extra: dict[str, tuple[str, ...]] | None = None, during=None) -> HostSwarm:
+    """A whole run: the lead on a public host, each volunteer on a host of its own ("public", or "nat":
+    behind a NAT router of its own) joining with the printed line (plus `extra[name]`), `during(swarm,
+    network)` while they train; then what the tests read: exit codes, rounds, verdicts, and leftovers."""
+    if (why := netkit.unavailable()) is not None:
+        pytest.skip(why)
+    net = Network(f"{tag}{os.getpid() % 100000}")
+    running = None
+    try:
+        running = HostSwarm(workdir, net, net.public("lead"))
+        running.start(num_nodes=len(volunteers))
+        for name, where in volunteers.items():
+            host = net.public(name) if where == "public" else net.behind_nat(name)
+            running.join(name, host, max_epochs=epochs, extra=(extra or {}).get(name, ()))
+        if during is not None:
+            during(running, net)
+        running.codes = running.wait(list(volunteers), timeout)
+        running.found = running.rounds()
+        running.verdicts = running.verdicts()
+    finally:
+        if running is not None:
+            running.stop()
+        net.close()
+    running.leftovers = descendant_pids(os.getpid())
+    return running

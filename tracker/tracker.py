@@ -37,6 +37,9 @@ class TrackerConfig:
     shards: dict[str, Path] = field(default_factory=dict)  # dataset shards it serves, by sha256
     verify: bool = True  # run the verifier (stages b and c); without it grants vest on escrow depth alone
     checkpoint_every: int = 5  # the verifier saves the swarm's model to state_dir/checkpoints this often
+    # The p2p daemon (a control multiaddr on this host) the verifier downloads states through: the
+    # bootstrap peer's, which every volunteer keeps a connection to. None: the verifier's own.
+    fetch_daemon: str | None = None
 
 
 class Tracker:
@@ -114,5 +117,6 @@ def _verifier_spec(m, config: TrackerConfig) -> VerifierSpec:
         origin=m.origin, hivemind=HivemindConfig.from_manifest(m), data_seed=m.swarm_seed,
         task_name=m.task.name, task_params=param_dict(m.task),
         shards=tuple((sha, path.read_bytes()) for sha, path in config.shards.items()),
-        checkpoint_dir=str(config.state_dir / "checkpoints"), checkpoint_every=config.checkpoint_every)
+        checkpoint_dir=str(config.state_dir / "checkpoints"), checkpoint_every=config.checkpoint_every,
+        fetch_daemon=config.fetch_daemon)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from potluck.address import check_maddr
+from potluck.address import check_host_port, check_maddr, is_loopback
 from potluck.cli.kit import JSON_OPTION, SWARM_STATE_DIR, identity_option, new_group, write_new_file
 from potluck.errors import ConfigError
 from potluck.home import default_account_key_path
@@ -92,6 +92,10 @@ def swarm_start(
         None, "--public-host", help="The address volunteers reach this host at (default: detected for 0.0.0.0)."),
     announce_maddr: list[str] = typer.Option(
         [], "--announce-maddr", help="A multiaddr the bootstrap peer is reached at (a port forward); repeatable."),
+    aux_port: int = typer.Option(
+        31338, "--aux-port", help="TCP port of the averaging helper volunteers behind NAT need (not for a loopback "
+                                  "--listen)."),
+    no_aux_peer: bool = typer.Option(False, "--no-aux-peer", help="Run no averaging helper."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the manifest's dataset shards are."),
     identity: Path | None = identity_option("The lead's"),
     checkpoint_every: int = typer.Option(
@@ -108,6 +112,9 @@ def swarm_start(
         raise ConfigError(f"--checkpoint-every: must be a positive integer (got {checkpoint_every})")
     if listen.endswith(":0"):
         raise ConfigError(f"--listen: volunteers need a fixed port (got {listen!r})")
+    if not 1 <= aux_port <= 65535 or aux_port == dht_port:
+        raise ConfigError(f"--aux-port: must be from 1 to 65535 and not the --dht-port (got {aux_port})")
+    local = is_loopback(check_host_port(listen, "--listen").rsplit(":", 1)[0])
     manifest = load_swarm_config(config)
     lead = load_account_key(identity or default_account_key_path())
 
@@ -119,6 +126,7 @@ def swarm_start(
 
     run_swarm(manifest, lead, SwarmStartConfig(state_dir=state_dir, db=db, listen=listen, dht_port=dht_port,
                                                public_host=public_host,
+                                               aux_port=None if no_aux_peer or local else aux_port,
                                                announce_maddrs=tuple(check_maddr(m) for m in announce_maddr),
                                                data_dir=data_dir, checkpoint_every=checkpoint_every),
               on_ready=announce)

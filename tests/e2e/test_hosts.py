@@ -8,13 +8,10 @@ Measured before: the printed line named `--tracker 0.0.0.0:50051`, and on anothe
 
 from __future__ import annotations
 
-import os
 import shlex
 
-import netkit
 import pytest
-from hostswarm import HostSwarm
-from proctree import descendant_pids
+from hostswarm import run_across_hosts
 
 pytestmark = pytest.mark.timeout(900)
 EPOCHS = 4
@@ -22,23 +19,8 @@ EPOCHS = 4
 
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory):
-    if (why := netkit.unavailable()) is not None:
-        pytest.skip(why)
-    net = netkit.Network(f"ph{os.getpid() % 100000}")
-    running = None
-    try:
-        running = HostSwarm(tmp_path_factory.mktemp("hosts"), net, net.public("lead"))
-        running.start(num_nodes=2)
-        for name in ("v1", "v2"):
-            running.join(name, net.public(name), max_epochs=EPOCHS)
-        running.codes = running.wait(["v1", "v2"], 600)
-        running.found = running.rounds()
-    finally:
-        if running is not None:
-            running.stop()
-        net.close()
-    running.leftovers = descendant_pids(os.getpid())
-    return running
+    return run_across_hosts(tmp_path_factory.mktemp("hosts"), "ph", {"v1": "public", "v2": "public"},
+                            epochs=EPOCHS, timeout=600)
 
 
 def test_the_printed_join_line_names_the_leads_address(swarm):

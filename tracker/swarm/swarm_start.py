@@ -1,8 +1,9 @@
 """`potluck swarm start` and `potluck tracker serve`: what a project lead runs.
 
 `swarm start` brings up the bootstrap DHT peer (stable identity and port), fills its addresses and
-the tracker's into the manifest, signs it, starts the tracker, and writes `swarm.json` and
-`log.pub` for volunteers and auditors. SIGINT/SIGTERM stop everything; nothing is left running.
+the tracker's into the manifest, signs it, starts the averaging helper volunteers behind NAT need
+(aux_peer.py; not for a swarm on loopback) and the tracker, and writes `swarm.json` and `log.pub`
+for volunteers and auditors. SIGINT/SIGTERM stop everything; nothing is left running.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from potluck.errors import ConfigError
 from potluck.identity import AccountKey
 from potluck.manifest import SignedManifest, sign_manifest, verify_manifest
 from potluck.proto.manifest_pb2 import Manifest
+from potluck.tracker.swarm.aux_peer import AUX_STOP_TIMEOUT, start_aux_peer
 from potluck.tracker.swarm.bootstrap_peer import BOOTSTRAP_STOP_TIMEOUT, start_bootstrap_peer
 
 if TYPE_CHECKING:
@@ -42,6 +44,8 @@ class SwarmStartConfig:
     # (potluck/address.py) unless given; signed into the manifest and printed in the join line.
     public_host: str | None = None
     announce_maddrs: tuple[str, ...] = ()  # the bootstrap peer's, where the lead knows better (a port forward)
+    # The averaging helper for volunteers behind NAT (aux_peer.py), on this TCP port; None: none.
+    aux_port: int | None = None
     data_dir: Path | None
     checkpoint_every: int = 5
 
@@ -81,25 +85,32 @@ def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *,
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     shards = shards_in(config.data_dir, manifest)
     announce = list(config.announce_maddrs) or [tcp_maddr(public, config.dht_port)]
-    bootstrap, maddrs = start_bootstrap_peer(config.state_dir, host, config.dht_port, announce)
+    bootstrap, peer = start_bootstrap_peer(config.state_dir, host, config.dht_port, announce)
     try:
         manifest = Manifest.FromString(manifest.SerializeToString())
         del manifest.bootstrap_peers[:]
-        manifest.bootstrap_peers.extend(maddrs)
+        manifest.bootstrap_peers.extend(peer.maddrs)
         manifest.tracker_address = f"{public}:{port}"
         signed = verify_manifest(sign_manifest(manifest, lead))
         write_file_atomically(config.state_dir / "swarm.manifest", signed.envelope)
-        asyncio.run(_serve(signed, config, shards, on_ready))
+        aux = None
+        if config.aux_port is not None:
+            aux = start_aux_peer(signed.envelope, host, config.aux_port, [tcp_maddr(public, config.aux_port)])
+        try:
+            asyncio.run(_serve(signed, config, shards, peer.daemon, on_ready))
+        finally:
+            if aux is not None:
+                aux.stop(AUX_STOP_TIMEOUT)
     finally:
         bootstrap.stop(BOOTSTRAP_STOP_TIMEOUT)
 
 
-async def _serve(signed: SignedManifest, config: SwarmStartConfig, shards, on_ready) -> None:
+async def _serve(signed: SignedManifest, config: SwarmStartConfig, shards, fetch_daemon: str, on_ready) -> None:
     from potluck.tracker.tracker import Tracker, TrackerConfig  # here: `swarm init` and `sign` need not load it
 
     tracker = await Tracker.start(signed, TrackerConfig(
         state_dir=config.state_dir, db=config.db or str(config.state_dir / "ledger.sqlite"), listen=config.listen,
-        shards=shards, checkpoint_every=config.checkpoint_every))
+        shards=shards, checkpoint_every=config.checkpoint_every, fetch_daemon=fetch_daemon))
     info = {"tracker": signed.manifest.tracker_address, "listen": config.listen,
             "initial_peers": list(signed.manifest.bootstrap_peers),
             "log_key": tracker.log_key, "manifest_id": signed.manifest_id.hex(), "origin": signed.origin,

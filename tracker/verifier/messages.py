@@ -19,6 +19,7 @@ class VerifierSpec:
     shards: tuple[tuple[str, bytes], ...]
     checkpoint_dir: str | None = None  # the checkpoint keeper saves the swarm's model here...
     checkpoint_every: int = 5  # ... every this many epochs
+    fetch_daemon: str | None = None  # the p2p daemon states are downloaded through (state_fetcher.py)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,13 @@ reader allocates whatever length a frame header claims: a hostile peer could mak
 bytes. Here every frame's length is checked against what is left of the budget before it is read,
 each tensor must have the dtype and shape of the parameter it stands for, and the whole download
 must finish within its timeout.
+
+Threat it meets: a volunteer behind NAT cannot be dialled, so a verifier that dialled each peer would
+fail every such volunteer's drawn reports, and strike and ban honest people for where they live
+(measured: three NAT'd volunteers, every check "all dials failed"). So downloads go through the
+daemon of the lead's bootstrap peer where there is one (`daemon`): every volunteer dialled it, and
+keeps that connection open (node/state_server.py), and a stream opened on it reaches the volunteer
+whichever side dialled.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from hivemind.compression import deserialize_torch_tensor
 from hivemind.p2p import P2P, PeerID
 from hivemind.proto import runtime_pb2
 from hivemind.proto.p2pd_pb2 import RPCError
+from hivemind.utils.multiaddr import Multiaddr
 from hivemind.utils.streaming import combine_from_streaming
 
 from potluck.node.state_server import state_handler_name
@@ -35,13 +43,14 @@ class StateUnavailable(Exception):
 
 class StateFetcher:
     """Downloads on an event loop of its own (a thread), so several may be under way; it shares the DHT's
-    p2p daemon. `start` returns a future; `fetch` waits for one."""
+    p2p daemon, or the one `daemon` names. `start` returns a future; `fetch` waits for one."""
 
-    def __init__(self, dht, run_id: str):
+    def __init__(self, dht, run_id: str, daemon: str | None = None):
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="state-fetcher")
         self.thread.start()
-        self.p2p = asyncio.run_coroutine_threadsafe(dht.replicate_p2p(), self.loop).result(CONNECT_TIMEOUT)
+        attach = dht.replicate_p2p() if daemon is None else P2P.replicate(Multiaddr(daemon))
+        self.p2p = asyncio.run_coroutine_threadsafe(attach, self.loop).result(CONNECT_TIMEOUT)
         self.name = state_handler_name(run_id)
 
     def start(self, peer_id: str, digest: bytes, like: list[torch.Tensor], timeout: float) -> Future:

@@ -68,7 +68,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
                                payload_for_round=lambda: (0, b""), batch_size_per_step=1)
     keeper = CheckpointKeeper(Path(spec.checkpoint_dir) if spec.checkpoint_dir else None, spec.checkpoint_every,
                               spec.task_name, spec.task_params)
-    states = States(StateFetcher(dht, run_id), checker)
+    states = States(StateFetcher(dht, run_id, spec.fetch_daemon), checker)
     states.add(state_digest(follower), 0, follower)
     progress = ProgressBook()
     threading.Thread(target=progress.follow, args=(dht, run_id, stop), daemon=True, name="progress").start()
