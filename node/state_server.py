@@ -17,9 +17,8 @@ Anyone can ask: each request costs at most one state's serialization, and at mos
 `MAX_CONCURRENT_REQUESTS` run at once (the rest wait their turn).
 
 The verifier asks through the lead's bootstrap peer (tracker/verifier/state_fetcher.py), over the
-connection this peer keeps open to it (`keep_connected`, redialled every KEEPALIVE_INTERVAL): a peer
-behind NAT cannot be dialled, but a stream on a connection it dialled reaches it. After its link drops,
-the next redial restores it.
+connection this peer keeps open to it (node/rejoin.py): a peer behind NAT cannot be dialled, but a
+stream on a connection it dialled reaches it.
 """
 
 from __future__ import annotations
@@ -29,12 +28,10 @@ import contextlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
 
 import torch
 from hivemind.compression import serialize_torch_tensor
-from hivemind.p2p import P2PContext, PeerID
-from hivemind.utils.multiaddr import Multiaddr
+from hivemind.p2p import P2PContext
 from hivemind.utils.streaming import split_for_streaming
 
 from potluck.proto.state_pb2 import StateRequest
@@ -44,7 +41,6 @@ logger = logging.getLogger(__name__)
 MAX_KEPT_STATES = 16
 MAX_CONCURRENT_REQUESTS = 2
 DIGEST_BYTES = 32
-KEEPALIVE_INTERVAL = 10.0  # seconds between redials of the peers to stay connected to
 
 
 def state_handler_name(run_id: str) -> str:
@@ -55,8 +51,7 @@ def state_handler_name(run_id: str) -> str:
 class StateServer:
     """Kept start states, served on the DHT's p2p daemon from a thread with an event loop of its own."""
 
-    def __init__(self, dht, run_id: str, max_kept: int = MAX_KEPT_STATES, keep_connected: Sequence[str] = ()):
-        """`keep_connected`: multiaddrs, each ending in /p2p/<PeerID> (the swarm's bootstrap peers)."""
+    def __init__(self, dht, run_id: str, max_kept: int = MAX_KEPT_STATES):
         self.max_kept = max_kept
         self._kept: OrderedDict[bytes, list[torch.Tensor]] = OrderedDict()
         self._lock = threading.Lock()
@@ -64,8 +59,6 @@ class StateServer:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="state-server")
         self._thread.start()
         self._p2p = self._run(self._start(dht, state_handler_name(run_id)), timeout=60.0)
-        peers = [_peer_and_address(maddr) for maddr in keep_connected]
-        self._keepalive = asyncio.run_coroutine_threadsafe(self._keep_connected(peers), self._loop)
 
     def keep(self, digest: bytes, model: torch.nn.Module) -> None:
         """Keep the model's parameters as the state with `digest` (the oldest kept is dropped beyond the cap)."""
@@ -82,7 +75,6 @@ class StateServer:
             return list(self._kept)
 
     def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._keepalive.cancel)
         with contextlib.suppress(Exception):  # the DHT (and its daemon) may be gone already
             self._run(self._p2p.shutdown(), timeout=10.0)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -98,15 +90,6 @@ class StateServer:
         await p2p.add_protobuf_handler(name, self._serve, StateRequest, stream_output=True)
         return p2p
 
-    async def _keep_connected(self, peers: list[tuple[PeerID, Multiaddr]]) -> None:
-        while True:
-            for peer, address in peers:
-                try:  # a no-op while connected; hivemind's P2P has no public call for it
-                    await asyncio.wait_for(self._p2p._client.connect(peer, [address]), KEEPALIVE_INTERVAL)
-                except Exception as e:  # the link is down, or the peer is: try again next round
-                    logger.debug("cannot reach %s: %s", address, e)
-            await asyncio.sleep(KEEPALIVE_INTERVAL)
-
     async def _serve(self, request: StateRequest, context: P2PContext):
         # An unknown digest gets an empty answer (hivemind would log a traceback for every refusal it sent).
         with self._lock:
@@ -119,9 +102,3 @@ class StateServer:
             for tensor in tensors:
                 for part in split_for_streaming(serialize_torch_tensor(tensor)):
                     yield part
-
-
-def _peer_and_address(maddr: str) -> tuple[PeerID, Multiaddr]:
-    address = Multiaddr(maddr)
-    peer = address.value_for_protocol("p2p")
-    return PeerID.from_base58(peer), address.decapsulate(Multiaddr(f"/p2p/{peer}"))

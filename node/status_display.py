@@ -26,6 +26,7 @@ class NodeStatus:
     rejected: int = 0
     credits_pending: str = "0"
     credits_vested: str = "0"
+    averaging: str = ""  # set while averaging keeps failing: how, and what to do
 
 
 class StatusDisplay:
@@ -60,7 +61,25 @@ class StatusDisplay:
         return (f"{s.state} | epoch {s.epoch} | {s.local_samples_per_second:.1f} samples/s here, "
                 f"{s.swarm_samples_per_second:.1f} in the swarm | loss {loss} | {s.num_peers} peers | reports "
                 f"{s.queued} queued, {s.acked} acked, {s.rejected} rejected | credits {s.credits_pending} pending, "
-                f"{s.credits_vested} vested")
+                f"{s.credits_vested} vested" + (f" | averaging: {s.averaging}" if s.averaging else ""))
 
     def _render(self) -> Text:
         return Text(self._line())
+
+
+# Failed rounds in a row before the status line says so: one now and then is a slow groupmate.
+FAILURES_TO_REPORT = 3
+
+
+def averaging_advice(failures: int, error: str, client_mode: bool) -> str:
+    """The status line's word on `failures` failed averaging rounds in a row, the last with `error`."""
+    if failures < FAILURES_TO_REPORT:
+        return ""
+    said = f"failed {failures} rounds in a row ({error[:120]})"
+    if "no other peers" in error:
+        return f"{said}: no other volunteer is training; your work still counts"
+    if client_mode:
+        return (f"{said}: behind NAT, this node averages through the lead's helper; ask the lead whether "
+                "its --aux-port is open")
+    return (f"{said}: if this host is behind NAT or a firewall, join with --client-mode; `potluck swarm status` "
+            "shows how the others fare")

@@ -31,9 +31,10 @@ from potluck.manifest import param_dict
 from potluck.node.hardware import pick_device
 from potluck.node.hivemind_config import HivemindConfig
 from potluck.node.outbox import Outbox
+from potluck.node.reachability import find_reachability
 from potluck.node.reporter import Reporter
 from potluck.node.reports import build_report
-from potluck.node.status_display import StatusDisplay
+from potluck.node.status_display import FAILURES_TO_REPORT, StatusDisplay, averaging_advice
 from potluck.node.swarm_source import obtain_manifest, obtain_shards
 from potluck.node.training import TrainingConfig, WindowStats
 from potluck.node.worker import WorkerDone, WorkerReady, WorkerSpec, WorkerStatus, run_worker
@@ -87,6 +88,7 @@ class Node:
         self.worker_done = False  # the worker trained its epochs and now only serves its kept states
         self.windows_done = 0
         self.epoch_times: list[float] = []
+        self.failed_rounds = 0  # averaging rounds failed in a row
 
     # -- preparation: everything that can fail with a clear message, before any process starts --
 
@@ -107,6 +109,9 @@ class Node:
         self.peer = load_or_create_peer_identity(config.state_dir / "peer.key")
         self.client.register(make_binding(self.account, self.peer, self.manifest.origin))
         self._hear_tracker_epoch()
+        self.reach = find_reachability(self.client, config.host_maddrs or ("/ip4/0.0.0.0/tcp/0",),
+                                       config.announce_maddrs, config.client_mode)
+        logger.info("%s", self.reach.summary)
         self.outbox = Outbox(config.state_dir / "outbox.sqlite")
         self.reporter = Reporter(self.outbox, self.client, log_key=self.log_key)
         logger.info("joined swarm %s as account %s, peer %s", self.manifest.origin, self.account.account_id[:12],
@@ -116,8 +121,8 @@ class Node:
         m, config = self.manifest.manifest, self.config
         training = TrainingConfig(
             hivemind=HivemindConfig.from_manifest(m), data_seed=m.swarm_seed, account_id=self.account.account_id,
-            batch_size_per_step=1, host_maddrs=config.host_maddrs or ("/ip4/0.0.0.0/tcp/0",),
-            announce_maddrs=config.announce_maddrs, client_mode=config.client_mode,
+            batch_size_per_step=1, host_maddrs=self.reach.host_maddrs, announce_maddrs=config.announce_maddrs,
+            client_mode=self.reach.client_mode,
             identity_path=str(self.peer.path), device=self.device)
         remaining = None if config.max_epochs is None else config.max_epochs - self.windows_done
         return WorkerSpec(training=training, task_name=m.task.name, task_params=param_dict(m.task),
@@ -209,6 +214,11 @@ class Node:
         self.outbox.put(sequence, build_report(stats, manifest=self.manifest, account=self.account,
                                                sequence=sequence))
         self.windows_done += 1
+        self.failed_rounds = 0 if stats.averaged else self.failed_rounds + 1
+        advice = averaging_advice(self.failed_rounds, stats.averaging_error or "", self.reach.client_mode)
+        if advice and self.failed_rounds == FAILURES_TO_REPORT:
+            logger.warning("averaging %s", advice)
+        self.display.update(averaging=advice)
         now = time.monotonic()
         self.epoch_times = [*self.epoch_times[-9:], now]
         swarm_rate = 0.0

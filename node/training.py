@@ -27,6 +27,7 @@ from potluck.errors import ConfigError, PotluckError
 from potluck.node.attesting_averager import AttestingGradientAverager
 from potluck.node.hivemind_config import HivemindConfig, make_optimizer
 from potluck.node.progress_bound import BoundedProgressTracker
+from potluck.node.rejoin import Rejoiner
 from potluck.node.sketch import SketchProjector, sketch_seed, state_digest
 from potluck.node.state_server import StateServer
 from potluck.node.tasks.base import TaskBase
@@ -149,9 +150,9 @@ class TrainingWorker:
             identity_path=config.identity_path,
             start=True,
         )
+        rejoiner = Rejoiner(self.dht, config.hivemind.initial_peers)  # back in the swarm after a dropped link
         try:
-            self.state_server = StateServer(self.dht, config.hivemind.run_id,
-                                            keep_connected=config.hivemind.initial_peers)
+            self.state_server = StateServer(self.dht, config.hivemind.run_id)
             self.model = self.task.build_model().to(self.device)
             self.optimizer = self._make_optimizer()
             try:
@@ -164,6 +165,7 @@ class TrainingWorker:
             if linger is not None:
                 linger()
         finally:
+            rejoiner.close()
             if self.state_server is not None:
                 self.state_server.close()
             self.dht.shutdown()

@@ -64,6 +64,10 @@ class TrackerClient:
     def status(self) -> pb.StatusResponse:
         return self._call(self._tracker, "GetStatus", pb.StatusRequest())
 
+    def check_reachability(self, port: int) -> pb.ReachabilityResponse:
+        """Whether the tracker could connect back to this host's `port` (tracker/service/reachability.py)."""
+        return self._call(self._tracker, "CheckReachability", pb.ReachabilityRequest(port=port))
+
     def fetch_shard(self, sha256: str, timeout: float) -> bytes:
         """A dataset shard's bytes, unchecked, within `timeout` seconds for the whole download."""
         try:

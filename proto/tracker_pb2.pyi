@@ -171,12 +171,28 @@ class BalancesResponse(_message.Message):
     balances: _containers.RepeatedCompositeFieldContainer[Balance]
     def __init__(self, flops_per_credit: _Optional[int] = ..., tree_size: _Optional[int] = ..., balances: _Optional[_Iterable[_Union[Balance, _Mapping]]] = ...) -> None: ...
 
+class ReachabilityRequest(_message.Message):
+    __slots__ = ("port",)
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    port: int
+    def __init__(self, port: _Optional[int] = ...) -> None: ...
+
+class ReachabilityResponse(_message.Message):
+    __slots__ = ("reachable", "address", "reason")
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reachable: bool
+    address: str
+    reason: str
+    def __init__(self, reachable: _Optional[bool] = ..., address: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("origin", "epoch", "num_peers", "samples_per_second", "loss", "num_reports", "tree_size", "spread", "verifier")
+    __slots__ = ("origin", "epoch", "num_peers", "samples_per_second", "loss", "num_reports", "tree_size", "spread", "verifier", "averaging")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     NUM_PEERS_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +202,7 @@ class StatusResponse(_message.Message):
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
     SPREAD_FIELD_NUMBER: _ClassVar[int]
     VERIFIER_FIELD_NUMBER: _ClassVar[int]
+    AVERAGING_FIELD_NUMBER: _ClassVar[int]
     origin: str
     epoch: int
     num_peers: int
@@ -195,7 +212,28 @@ class StatusResponse(_message.Message):
     tree_size: int
     spread: ParameterSpread
     verifier: VerifierHealth
-    def __init__(self, origin: _Optional[str] = ..., epoch: _Optional[int] = ..., num_peers: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., loss: _Optional[float] = ..., num_reports: _Optional[int] = ..., tree_size: _Optional[int] = ..., spread: _Optional[_Union[ParameterSpread, _Mapping]] = ..., verifier: _Optional[_Union[VerifierHealth, _Mapping]] = ...) -> None: ...
+    averaging: _containers.RepeatedCompositeFieldContainer[EpochAveraging]
+    def __init__(self, origin: _Optional[str] = ..., epoch: _Optional[int] = ..., num_peers: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., loss: _Optional[float] = ..., num_reports: _Optional[int] = ..., tree_size: _Optional[int] = ..., spread: _Optional[_Union[ParameterSpread, _Mapping]] = ..., verifier: _Optional[_Union[VerifierHealth, _Mapping]] = ..., averaging: _Optional[_Iterable[_Union[EpochAveraging, _Mapping]]] = ...) -> None: ...
+
+class EpochAveraging(_message.Message):
+    __slots__ = ("epoch", "volunteers", "averaged", "failures")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    VOLUNTEERS_FIELD_NUMBER: _ClassVar[int]
+    AVERAGED_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    volunteers: int
+    averaged: int
+    failures: _containers.RepeatedCompositeFieldContainer[FailureCount]
+    def __init__(self, epoch: _Optional[int] = ..., volunteers: _Optional[int] = ..., averaged: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[FailureCount, _Mapping]]] = ...) -> None: ...
+
+class FailureCount(_message.Message):
+    __slots__ = ("reason", "volunteers")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    VOLUNTEERS_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    volunteers: int
+    def __init__(self, reason: _Optional[str] = ..., volunteers: _Optional[int] = ...) -> None: ...
 
 class VerifierHealth(_message.Message):
     __slots__ = ("running", "restarts", "outstanding_jobs", "pid", "last_exit", "recomputed", "failed", "unverifiable", "passed")

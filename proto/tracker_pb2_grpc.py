@@ -59,6 +59,11 @@ class TrackerStub:
                 request_serializer=potluck_dot_proto_dot_tracker__pb2.StatusRequest.SerializeToString,
                 response_deserializer=potluck_dot_proto_dot_tracker__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.CheckReachability = channel.unary_unary(
+                '/potluck.v1.Tracker/CheckReachability',
+                request_serializer=potluck_dot_proto_dot_tracker__pb2.ReachabilityRequest.SerializeToString,
+                response_deserializer=potluck_dot_proto_dot_tracker__pb2.ReachabilityResponse.FromString,
+                _registered_method=True)
 
 
 class TrackerServicer:
@@ -94,6 +99,12 @@ class TrackerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckReachability(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrackerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +132,11 @@ def add_TrackerServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=potluck_dot_proto_dot_tracker__pb2.StatusRequest.FromString,
                     response_serializer=potluck_dot_proto_dot_tracker__pb2.StatusResponse.SerializeToString,
+            ),
+            'CheckReachability': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckReachability,
+                    request_deserializer=potluck_dot_proto_dot_tracker__pb2.ReachabilityRequest.FromString,
+                    response_serializer=potluck_dot_proto_dot_tracker__pb2.ReachabilityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +274,33 @@ class Tracker:
             '/potluck.v1.Tracker/GetStatus',
             potluck_dot_proto_dot_tracker__pb2.StatusRequest.SerializeToString,
             potluck_dot_proto_dot_tracker__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckReachability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/potluck.v1.Tracker/CheckReachability',
+            potluck_dot_proto_dot_tracker__pb2.ReachabilityRequest.SerializeToString,
+            potluck_dot_proto_dot_tracker__pb2.ReachabilityResponse.FromString,
             options,
             channel_credentials,
             insecure,

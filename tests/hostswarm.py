@@ -10,6 +10,7 @@ round succeeded and why not) and the processes' own output.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import subprocess
@@ -53,15 +54,15 @@ class HostSwarm:
     processes: dict[str, Managed] = field(default_factory=dict)
     accounts: dict[str, str] = field(default_factory=dict)  # volunteer -> account id
 
-    def start(self, num_nodes: int) -> str:
-        """`swarm start` on the lead's host; returns the join line it printed."""
+    def start(self, num_nodes: int, *, extra: tuple[str, ...] = ()) -> str:
+        """`swarm start` on the lead's host (plus `extra` options); returns the join line it printed."""
         home = self.workdir / "lead"
         self._cli(self.lead, "identity", "create", home=home)
         config = self.workdir / "swarm.toml"
         config.write_text(local_swarm_config("hosts", num_nodes=num_nodes))
         swarm = self._spawn("swarm", self.lead, [POTLUCK, "swarm", "start", str(config), "--state-dir",
                                                  str(self.workdir / "swarm"), "--listen", f"0.0.0.0:{TRACKER_PORT}",
-                                                 "--dht-port", str(DHT_PORT)], home)
+                                                 "--dht-port", str(DHT_PORT), *extra], home)
         deadline = time.monotonic() + START_TIMEOUT
         while "Volunteers join with:" not in (text := swarm.log.read_text(errors="replace")):
             if not swarm.alive() or time.monotonic() > deadline:
@@ -111,6 +112,12 @@ class HostSwarm:
                 name = next((n for n, a in self.accounts.items() if a == body.account_id), body.account_id[:8])
                 found.setdefault(name, []).append(kind if kind == "vest" else f"{kind}: {body.reason}")
         return found
+
+    def status(self) -> dict:
+        """`potluck swarm status --json`, run on the lead's host."""
+        found = subprocess.run(self.lead.command([POTLUCK, "swarm", "status", "--tracker", self.tracker, "--json"]),
+                               capture_output=True, text=True, timeout=60, check=True)
+        return json.loads(found.stdout)
 
     def entries(self) -> list:
         script = ("import sys\nfrom potluck.tracker_client import TrackerClient\n"
@@ -172,6 +179,7 @@ def run_across_hosts(workdir: Path, tag: str, volunteers: dict[str, str], *, epo
         running.codes = running.wait(list(volunteers), timeout)
         running.found = running.rounds()
         running.verdicts = running.verdicts()
+        running.final_status = running.status()
     finally:
         if running is not None:
             running.stop()

@@ -39,6 +39,8 @@ def fetch_status(client: TrackerClient) -> dict:
                          "verdicts": {outcome: getattr(status.verifier, outcome)
                                       for outcome in ("recomputed", "failed", "unverifiable", "passed")}}
             if status.HasField("verifier") else None,
+            "averaging": [{"epoch": a.epoch, "volunteers": a.volunteers, "averaged": a.averaged,
+                           "failures": {f.reason: f.volunteers for f in a.failures}} for a in status.averaging],
             "reports": status.num_reports, "ledger_entries": status.tree_size, "accounts": len(rows),
             "credits_vested": str(sum(Decimal(r["vested"]) for r in rows)),
             "credits_escrow": str(sum(Decimal(r["escrow"]) for r in rows))}
@@ -55,6 +57,10 @@ def render_status(status: dict) -> None:
                 f"{'running' if value['running'] else 'RESTARTING'}, {value['outstanding_jobs']} jobs waiting, "
                 f"{value['verdicts']['recomputed']} recomputed, {value['verdicts']['failed']} failed"
                 + (f", restarted {value['restarts']}x (last: {value['last_exit']})" if value["restarts"] else ""))
+        if key == "averaging":
+            value = "no reports yet" if not value else "\n".join(
+                f"epoch {a['epoch']}: {a['averaged']} of {a['volunteers']} volunteers averaged"
+                + "".join(f"; {n} failed: {reason}" for reason, n in a["failures"].items()) for a in value[-4:])
         table.add_row(key.replace("_", " "), str(value))
     Console().print(table)
 

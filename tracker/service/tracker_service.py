@@ -26,6 +26,7 @@ from potluck.signing import parse_envelope
 from potluck.tracker.credit import Accounts
 from potluck.tracker.intake import Submissions
 from potluck.tracker.ledger import Ledger, LedgerWriter
+from potluck.tracker.service.reachability import DialBack, caller_host
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class TrackerService(TrackerServicer):
         self.manifest, self.ledger, self.writer, self.accounts = manifest, ledger, writer, accounts
         self.submissions, self.stats = submissions, submissions.stats
         self.shards = shards or {}
+        self.dial_back = DialBack()
 
     async def GetManifest(self, request, context):
         return pb.GetManifestResponse(signed_manifest=self.manifest.envelope, log_key=self.ledger.verifier_key)
@@ -113,6 +115,18 @@ class TrackerService(TrackerServicer):
             while chunk := await asyncio.to_thread(f.read, SHARD_CHUNK_BYTES):
                 yield pb.ShardChunk(data=chunk)
 
+    async def CheckReachability(self, request, context):
+        if not 1 <= request.port <= 65535:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"port: must be from 1 to 65535 (got {request.port})")
+        host = caller_host(context.peer())
+        if host is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"the call came over {context.peer()!r}, not TCP")
+        if self.dial_back.busy:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "reachability checks are all busy; try again")
+        address = f"[{host}]:{request.port}" if ":" in host else f"{host}:{request.port}"
+        reason = await self.dial_back.dial(host, request.port)
+        return pb.ReachabilityResponse(reachable=reason is None, address=address, reason=reason or "")
+
     async def GetStatus(self, request, context):
         stats = self.stats
         # The epoch is the newest of any admitted report (restored from the log at start): nodes bound
@@ -121,7 +135,10 @@ class TrackerService(TrackerServicer):
             origin=self.manifest.origin, epoch=max(stats.epoch, self.accounts.newest_epoch),
             num_peers=len(self.accounts.account_of_peer),
             samples_per_second=stats.samples_per_second(), loss=stats.loss or 0.0, num_reports=stats.num_reports,
-            tree_size=self.ledger.size)
+            tree_size=self.ledger.size, averaging=[
+                pb.EpochAveraging(epoch=epoch, volunteers=volunteers, averaged=averaged, failures=[
+                    pb.FailureCount(reason=reason, volunteers=n) for reason, n in failures])
+                for epoch, volunteers, averaged, failures in stats.averaging()])
         if stats.spread is not None:
             epoch, num_peers, relative = stats.spread
             status.spread.CopyFrom(pb.ParameterSpread(epoch=epoch, num_peers=num_peers, relative=relative))
