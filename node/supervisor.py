@@ -27,7 +27,7 @@ from potluck.entries import credits_text
 from potluck.errors import ConfigError, PotluckError, TrackerError
 from potluck.group_process import GroupProcess
 from potluck.identity import load_account_key
-from potluck.manifest import param_dict
+from potluck.manifest import param_dict, training_shards
 from potluck.node.hardware import pick_device
 from potluck.node.hivemind_config import HivemindConfig
 from potluck.node.outbox import Outbox
@@ -126,7 +126,8 @@ class Node:
             identity_path=str(self.peer.path), device=self.device)
         remaining = None if config.max_epochs is None else config.max_epochs - self.windows_done
         return WorkerSpec(training=training, task_name=m.task.name, task_params=param_dict(m.task),
-                          shards=tuple(self.shards), account=self.account, origin=m.origin,
+                          shards=tuple((sha, data) for sha, data in self.shards if sha in training_shards(m)),
+                          account=self.account, origin=m.origin,
                           requested_batch_size=config.batch_size, max_windows=remaining,
                           tracker_epoch=self.tracker_epoch)
 

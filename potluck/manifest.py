@@ -97,3 +97,8 @@ def parse_lead_key(text: str) -> bytes:
 def param_dict(task: TaskSpec) -> dict[str, Any]:
     """A task's parameters as plain Python values."""
     return {key: getattr(value, value.WhichOneof("kind")) for key, value in task.params.items()}
+
+
+def training_shards(manifest: Manifest) -> set[str]:
+    """The sha256 of every dataset shard a task trains on: not the held-out ("eval") ones, nor the tokenizer."""
+    return {shard.sha256 for shard in manifest.datasets if shard.kind in ("", "train")}

@@ -46,18 +46,20 @@ class TaskSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., params: _Optional[_Mapping[str, ParamValue]] = ..., flops_per_sample: _Optional[int] = ...) -> None: ...
 
 class DatasetShard(_message.Message):
-    __slots__ = ("name", "sha256", "size_bytes", "license", "owner")
+    __slots__ = ("name", "sha256", "size_bytes", "license", "owner", "kind")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     LICENSE_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     name: str
     sha256: str
     size_bytes: int
     license: str
     owner: str
-    def __init__(self, name: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., license: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
+    kind: str
+    def __init__(self, name: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., license: _Optional[str] = ..., owner: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class HivemindSettings(_message.Message):
     __slots__ = ("run_id", "target_batch_size", "matchmaking_time", "averaging_timeout", "compression", "learning_rate")

@@ -11,7 +11,7 @@ import grpc
 from potluck.entries import decode_entry
 from potluck.errors import ConfigError
 from potluck.keyfile import load_or_create_secret
-from potluck.manifest import SignedManifest, param_dict
+from potluck.manifest import SignedManifest, param_dict, training_shards
 from potluck.node.hivemind_config import HivemindConfig
 from potluck.node.tasks import get_task
 from potluck.proto.report_pb2 import ContributionReport
@@ -116,7 +116,7 @@ def _verifier_spec(m, config: TrackerConfig) -> VerifierSpec:
     return VerifierSpec(
         origin=m.origin, hivemind=HivemindConfig.from_manifest(m), data_seed=m.swarm_seed,
         task_name=m.task.name, task_params=param_dict(m.task),
-        shards=tuple((sha, path.read_bytes()) for sha, path in config.shards.items()),
+        shards=tuple((sha, path.read_bytes()) for sha, path in config.shards.items() if sha in training_shards(m)),
         checkpoint_dir=str(config.state_dir / "checkpoints"), checkpoint_every=config.checkpoint_every,
         fetch_daemon=config.fetch_daemon)
 

@@ -10,6 +10,7 @@ import typer
 from potluck import __version__
 from potluck.cli.audit import audit_app
 from potluck.cli.credits import credits_app
+from potluck.cli.data import data_app
 from potluck.cli.demo import demo
 from potluck.cli.identity import identity_app
 from potluck.cli.kit import PotluckGroup
@@ -43,6 +44,7 @@ def _root(
 app.add_typer(identity_app, name="identity")
 app.add_typer(swarm_app, name="swarm")
 app.add_typer(node_app, name="node")
+app.add_typer(data_app, name="data")
 app.add_typer(tracker_app, name="tracker")
 app.add_typer(credits_app, name="credits")
 app.add_typer(audit_app, name="audit")

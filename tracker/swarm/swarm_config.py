@@ -37,6 +37,7 @@ COMPRESSIONS = ("none", "float16", "uniform8bit")
 ORIGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+DATASET_KIND_RE = re.compile(r"train|eval|tokenizer")
 
 
 class _Table:
@@ -134,6 +135,7 @@ def _load_dataset(source: str, number: int, table: Any) -> DatasetShard:
         size_bytes=shard.take_number("size_bytes", int, 1),
         license=shard.take_str("license", re.compile(r"\S.*"), "must not be empty"),
         owner=shard.take_str("owner", re.compile(r"\S.*"), "must not be empty"),
+        kind=shard.take_str("kind", DATASET_KIND_RE, "must be train, eval or tokenizer", "train"),
     )
     shard.finish()
     return result

@@ -1,0 +1,104 @@
+"""`potluck data prepare`: a community's text (here Cervantes, in Spanish: tests/tracker/corpus_es)
+becomes its own tokenizer, token shards and the [[datasets]] tables of swarm.toml; bad input is one
+line naming the file and the fault, exit code 1, and nothing half written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+import unicodedata
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer
+from typer.testing import CliRunner
+
+from potluck.cli import app
+from potluck.node.tasks.token_shards import decode_shard
+from potluck.tracker.data.prepare import END_OF_TEXT
+from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template
+
+pytestmark = pytest.mark.timeout(120)
+CORPUS = Path(__file__).parent / "corpus_es"
+LICENSE, OWNER = "LicenseRef-public-domain", "Biblioteca de ejemplo"
+
+
+def prepare(*args: str, cwd: Path):
+    """The command line, run in this process (typer's runner): its exit code, stdout and stderr."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        result = CliRunner().invoke(app, ["data", "prepare", *args])
+    result.returncode = result.exit_code
+    return result
+
+
+def test_the_text_becomes_a_tokenizer_shards_and_dataset_tables(tmp_path):
+    done = prepare(str(CORPUS), "-o", "out", "--name", "quijote", "--license", LICENSE, "--owner", OWNER,
+                   "--vocab-size", "400", "--shard-size", "4K", "--eval-share", "0.1",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    tables = tomllib.loads((out / "datasets.toml").read_text())["datasets"]
+    assert [t["kind"] for t in tables] == ["tokenizer", "train", "eval"]
+    for table in tables:
+        data = (out / ("tokenizer.json" if table["kind"] == "tokenizer" else f"{table['name']}.tokens")).read_bytes()
+        assert (table["sha256"], table["size_bytes"]) == (hashlib.sha256(data).hexdigest(), len(data))
+        assert (table["license"], table["owner"]) == (LICENSE, OWNER)
+    tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
+    assert tokenizer.get_vocab_size() == 400
+    train, held_out = (decode_shard((out / f"{t['name']}.tokens").read_bytes()) for t in tables[1:])
+    assert train.dtype.itemsize == 2  # a vocabulary of 400 fits uint16
+    text = unicodedata.normalize("NFC", (CORPUS / "quijote-1.txt").read_text())
+    # The held-out tokens are the end of the document, and train and eval together are all of it.
+    whole = tokenizer.decode([*train.tolist(), *held_out.tolist()], skip_special_tokens=False)
+    assert whole == text + END_OF_TEXT
+    assert 0.05 < len(held_out) / (len(train) + len(held_out)) < 0.15
+    assert len(text.encode()) / (len(train) + len(held_out)) > 1.5  # BPE on this text: fewer tokens than bytes
+
+
+def test_the_tables_go_into_swarm_toml_as_they_are(tmp_path):
+    assert prepare(str(CORPUS), "-o", "out", "--name", "q", "--license", LICENSE, "--owner", OWNER,
+                   "--vocab-size", "300", cwd=tmp_path).returncode == 0
+    config = render_swarm_template("q-swarm") + "\n" + (tmp_path / "out" / "datasets.toml").read_text()
+    manifest = parse_swarm_config(config)
+    assert [(d.kind, d.owner) for d in manifest.datasets] == [("tokenizer", OWNER), ("train", OWNER), ("eval", OWNER)]
+
+
+def test_documents_are_normalised_to_nfc_and_jsonl_is_read(tmp_path):
+    (tmp_path / "c.jsonl").write_text(json.dumps({"text": "cafe\u0301 " * 50}) + "\n\n"
+                                      + json.dumps({"text": "niño " * 50}) + "\n")
+    assert prepare("c.jsonl", "-o", "out", "--name", "c", "--license", "CC0-1.0", "--owner", "o",
+                   "--vocab-size", "260", "--eval-share", "0", cwd=tmp_path).returncode == 0
+    tokenizer = Tokenizer.from_file(str(tmp_path / "out" / "tokenizer.json"))
+    tokens = decode_shard((tmp_path / "out" / "c-train-000.tokens").read_bytes()).tolist()
+    assert tokenizer.decode(tokens, skip_special_tokens=False) == ("café " * 50 + END_OF_TEXT
+                                                                   + "niño " * 50 + END_OF_TEXT)
+
+
+@pytest.mark.parametrize(("setup", "args", "error"), [
+    (lambda d: (d / "bad.txt").write_bytes("válido".encode() + b"\xff rest"), ["bad.txt"],
+     "bad.txt: not UTF-8 at byte 7"),
+    (lambda d: (d / "bad.jsonl").write_text('{"text": "fine"}\n{"txt": "no"}\n'), ["bad.jsonl"],
+     'bad.jsonl:2: must be a JSON object with a string "text" field'),
+    (lambda d: (d / "empty.txt").write_text("  \n"), ["empty.txt"], "corpus: the files hold no text"),
+    (lambda d: (d / "notes.md").write_text("x"), ["notes.md"], "notes.md: not a corpus file"),
+    (lambda d: None, ["missing"], "missing: no such file or directory"),
+    (lambda d: None, [str(CORPUS), "--vocab-size", "100000"], "--vocab-size 100000: this corpus supports only"),
+    (lambda d: None, [str(CORPUS), "--license", " "], "--license: must not be empty"),
+    (lambda d: None, [str(CORPUS), "--owner", ""], "--owner: must not be empty"),
+    (lambda d: None, [str(CORPUS), "--shard-size", "lots"], "--shard-size: must be a size such as 16M"),
+    (lambda d: (d / "out").mkdir() or (d / "out" / "keep.txt").write_text("mine"), [str(CORPUS)],
+     "-o out: must be a new or empty directory"),
+])
+def test_bad_input_is_one_line_naming_the_file_and_the_fault(tmp_path, setup, args, error):
+    setup(tmp_path)
+    flags = {"--name": "c", "--license": "CC0-1.0", "--owner": "o", "--vocab-size": "300"}
+    for flag in [a for a in args if a.startswith("--")]:
+        flags.pop(flag, None)
+    done = prepare(*args, "-o", "out", *[x for pair in flags.items() for x in pair], cwd=tmp_path)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1 and error in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    if (tmp_path / "out" / "keep.txt").exists():
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["keep.txt"]
