@@ -14,9 +14,10 @@ from typing import Any
 from potluck.errors import ConfigError
 from potluck.node.tasks.base import TaskBase, derive_sample_seed
 from potluck.node.tasks.charlm import CharLM, CharLMTask, load_shards
+from potluck.node.tasks.lm import LMTask
 from potluck.node.tasks.synthetic import SyntheticTask
 
-TASKS: dict[str, type[TaskBase]] = {task.name: task for task in (SyntheticTask, CharLMTask)}
+TASKS: dict[str, type[TaskBase]] = {task.name: task for task in (SyntheticTask, CharLMTask, LMTask)}
 
 
 def get_task(
@@ -26,8 +27,8 @@ def get_task(
     if name not in TASKS:
         raise ConfigError(f"task.name: unknown task {name!r} (known: {', '.join(sorted(TASKS))})")
     task_class = TASKS[name]
-    if task_class is CharLMTask:
-        return CharLMTask(params, shards=shards or ())
+    if task_class in (CharLMTask, LMTask):
+        return task_class(params, shards=shards or ())
     if shards:
         raise ConfigError(f"task.data: task {name} generates its own data and takes no shards")
     return task_class(params)
@@ -37,6 +38,7 @@ __all__ = [
     "TASKS",
     "CharLM",
     "CharLMTask",
+    "LMTask",
     "SyntheticTask",
     "TaskBase",
     "derive_sample_seed",

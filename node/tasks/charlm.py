@@ -7,10 +7,8 @@ of seq_len + 1 bytes that never crosses a shard boundary, at an offset drawn fro
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,8 @@ from torch.nn import functional as F
 
 from potluck.datasets import check_sha256
 from potluck.errors import ConfigError
-from potluck.node.tasks.base import TaskBase, derive_sample_seed, require_positive_int, uniform_indices
+from potluck.node.tasks.base import TaskBase, require_positive_int
+from potluck.node.tasks.windows import Windows
 
 VOCAB_SIZE = 256
 
@@ -101,14 +100,9 @@ class CharLMTask(TaskBase):
         self, params: Mapping[str, Any] | None = None, *, shards: Iterable[tuple[str, bytes]] = ()
     ) -> None:
         super().__init__(params)
-        self._shards: list[bytes] = []
-        self._window_counts: list[int] = []
-        window = self.params["seq_len"] + 1
-        for _sha256, data in sorted(shards, key=lambda shard: shard[0]):
-            self._shards.append(data)
-            self._window_counts.append(max(0, len(data) - window + 1))
-        self._window_starts = list(itertools.accumulate(self._window_counts, initial=0))
-        self._num_windows = self._window_starts[-1]
+        self._shards = [data for _sha256, data in sorted(shards, key=lambda shard: shard[0])]
+        self._windows = Windows([len(data) for data in self._shards], self.params["seq_len"] + 1, self.name,
+                               unit="bytes")
 
     @classmethod
     def _check_params(cls, params: dict[str, Any]) -> None:
@@ -133,15 +127,10 @@ class CharLMTask(TaskBase):
         self, data_seed: bytes, account_id: str, epoch: int, step: int, batch_size: int
     ) -> torch.Tensor:
         """A (batch_size, seq_len + 1) tensor of byte values."""
-        if self._num_windows == 0:
-            window = self.params["seq_len"] + 1
-            raise ConfigError(f"task charlm: no shard holds a full window of seq_len + 1 = {window} bytes")
-        seed = derive_sample_seed(data_seed, account_id, epoch, step)
-        windows = [
-            self._window(index)
-            for index in uniform_indices(seed, batch_size, self._num_windows, label=b"charlm/windows")
-        ]
-        return torch.tensor(windows, dtype=torch.long)
+        length = self.params["seq_len"] + 1
+        drawn = self._windows.draw(data_seed, account_id, epoch, step, batch_size, label=b"charlm/windows")
+        return torch.tensor([list(self._shards[shard][offset:offset + length]) for shard, offset in drawn],
+                            dtype=torch.long)
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         logits = model(batch[:, :-1])
@@ -149,8 +138,3 @@ class CharLMTask(TaskBase):
 
     def tokens_per_sample(self) -> int:
         return self.params["seq_len"]
-
-    def _window(self, index: int) -> Sequence[int]:
-        shard = bisect.bisect_right(self._window_starts, index) - 1
-        offset = index - self._window_starts[shard]
-        return list(self._shards[shard][offset : offset + self.params["seq_len"] + 1])

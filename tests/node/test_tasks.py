@@ -28,8 +28,8 @@ def batch_digest(batch) -> str:
 
 
 def test_registry_names_the_tasks_and_rejects_unknown_ones():
-    assert set(TASKS) == {"synthetic", "charlm"}
-    with pytest.raises(ConfigError, match=r"task.name: unknown task 'nope' \(known: charlm, synthetic\)"):
+    assert set(TASKS) == {"synthetic", "charlm", "lm"}
+    with pytest.raises(ConfigError, match=r"task.name: unknown task 'nope' \(known: charlm, lm, synthetic\)"):
         get_task("nope")
 
 

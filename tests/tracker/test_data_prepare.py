@@ -47,6 +47,7 @@ def test_the_text_becomes_a_tokenizer_shards_and_dataset_tables(tmp_path):
         assert (table["license"], table["owner"]) == (LICENSE, OWNER)
     tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
     assert tokenizer.get_vocab_size() == 400
+    assert "vocab_size = 400" in (out / "datasets.toml").read_text()  # what task `lm` needs
     train, held_out = (decode_shard((out / f"{t['name']}.tokens").read_bytes()) for t in tables[1:])
     assert train.dtype.itemsize == 2  # a vocabulary of 400 fits uint16
     text = unicodedata.normalize("NFC", (CORPUS / "quijote-1.txt").read_text())

@@ -5,15 +5,12 @@ thread count; the verifier recomputes them here. The largest deviations seen are
 are the measurement behind the tolerances in potluck.tracker.verifier.recompute.
 """
 
-import json
 import os
 import random
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
+from windowkit import node_windows
 
 from potluck.errors import VerificationError
 from potluck.node.tasks import get_task
@@ -28,54 +25,9 @@ ACCOUNT = "ab" * 32
 NUM_WINDOWS, STEPS, BATCH = 50, 28, 32  # 28 micro-batches: segments of 8, 8, 8 and a short one of 4
 CHECKS = NUM_WINDOWS * 4  # 200 recomputation checks, each of one segment
 
-# A node's side: the worker's own window bookkeeping (potluck.node.training._Window), fed micro-batch
-# gradients the way AttestingGradientAverager accumulates them (a segment buffer folded into the
-# window's sum), and a real optimizer step between windows.
-NODE = textwrap.dedent(f"""
-    import json, sys, torch
-    from potluck.node.sketch import SketchProjector, sketch_seed
-    from potluck.proto.wire import SKETCH_DIM
-    from potluck.node.tasks import get_task
-    from potluck.node.training import _Window
-    torch.set_num_threads(2)
-    task = get_task("synthetic")
-    model = task.build_model()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    class Sums:  # the two stages of AttestingGradientAverager's accumulation
-        def __init__(self):
-            self.segment = [torch.zeros_like(p) for p in model.parameters()]
-            self.total = [torch.zeros_like(p) for p in model.parameters()]
-        def segment_sum(self):
-            return self.segment
-        def fold_segment(self):
-            torch._foreach_add_(self.total, self.segment)
-            torch._foreach_zero_(self.segment)
-    windows = []
-    for epoch in range({NUM_WINDOWS}):
-        state = [p.detach().clone().tolist() for p in model.parameters()]
-        window = _Window(epoch, b"", SketchProjector(sketch_seed({SEED!r}, {ACCOUNT!r}, epoch), SKETCH_DIM))
-        sums = Sums()
-        for step in range({STEPS}):
-            model.zero_grad()
-            loss = task.loss(model, task.make_batch({SEED!r}, {ACCOUNT!r}, epoch, step, {BATCH}))
-            loss.backward()
-            window.losses.append(loss.detach())
-            torch._foreach_add_(sums.segment, [p.grad for p in model.parameters()])
-            window.on_accumulated(sums, window_ends=False)
-        window.on_accumulated(sums, window_ends=True)
-        for p, total in zip(model.parameters(), sums.total):
-            p.grad = total / {STEPS}
-        optimizer.step()  # the swarm's update between windows
-        windows.append(dict(epoch=epoch, state=state, losses=torch.stack(window.losses).tolist(),
-                            sketch=window.sketches))
-    json.dump(windows, sys.stdout)
-""")
-
-
 @pytest.fixture(scope="module")
 def honest_windows():
-    out = subprocess.run([sys.executable, "-c", NODE], capture_output=True, text=True, check=True, timeout=240)
-    return json.loads(out.stdout)
+    return node_windows('task = get_task("synthetic")', SEED, ACCOUNT, NUM_WINDOWS, STEPS, BATCH)
 
 
 def report_of(window) -> ContributionReport:

@@ -95,7 +95,7 @@ def prepare_dataset(paths: list[Path], out: Path, config: PrepareConfig,
             tables.append(_table(path.stem, path, config, kind))
     if not writers["train"].written:
         raise ConfigError(f"{', '.join(map(str, paths))}: the corpus holds no text to train on")
-    write_file_atomically(out / "datasets.toml", _datasets_toml(tables).encode())
+    write_file_atomically(out / "datasets.toml", _datasets_toml(tables, tokenizer.get_vocab_size()).encode())
     return tables
 
 
@@ -167,8 +167,9 @@ def _table(name: str, path: Path, config: PrepareConfig, kind: str) -> dict:
             "license": config.license, "owner": config.owner, "kind": kind}
 
 
-def _datasets_toml(tables: list[dict]) -> str:
-    lines = ["# Written by `potluck data prepare`: append these tables to swarm.toml as they are.", ""]
+def _datasets_toml(tables: list[dict], vocab_size: int) -> str:
+    lines = ["# Written by `potluck data prepare`: append these tables to swarm.toml as they are,",
+             f"# and train task `lm` with [task.params] vocab_size = {vocab_size}.", ""]
     for table in tables:
         lines.append("[[datasets]]")
         for key, value in table.items():
