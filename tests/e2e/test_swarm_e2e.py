@@ -231,14 +231,14 @@ def test_every_acknowledged_report_has_a_valid_receipt(scenario):
 
 
 def test_the_checkpoint_keeper_saves_the_swarms_model(scenario):
-    import torch
-
+    from potluck.node.checkpoint_file import read_checkpoint
     from potluck.node.tasks import get_task
 
-    saved = sorted((scenario.workdir / "swarm" / "checkpoints").glob("model-epoch-*.pt"))
+    saved = sorted((scenario.workdir / "swarm" / "checkpoints").glob("model-epoch-*.safetensors"))
     assert saved, "no checkpoint was saved"
-    checkpoint = torch.load(saved[-1], weights_only=True)
-    model = get_task(checkpoint["task"], checkpoint["params"]).build_model()
-    model.load_state_dict(checkpoint["model"])  # a usable model, not just a file
-    assert checkpoint["epoch"] >= 5  # the first state the keeper was offered at or past epoch 5
-    assert saved[-1].name == f"model-epoch-{checkpoint['epoch']:06d}.pt"
+    checkpoint = read_checkpoint(saved[-1])
+    model = get_task(checkpoint.task, checkpoint.params).build_model()
+    model.load_state_dict(checkpoint.tensors)  # a usable model, not just a file
+    assert checkpoint.epoch >= 5  # the first state the keeper was offered at or past epoch 5
+    assert saved[-1].name == f"model-epoch-{checkpoint.epoch:06d}.safetensors"
+    assert checkpoint.ledger_entries_seen > 0

@@ -32,7 +32,7 @@ def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("lm") / "data"
     tables = prepare_dataset([CORPUS], out, PrepareConfig(name="q", license="LicenseRef-public-domain",
                                                           owner="o", vocab_size=VOCAB, eval_share=0.15))
-    shards = {t["kind"]: (t["sha256"], (out / f"{t['name']}.tokens").read_bytes()) for t in tables
+    shards = {t["kind"]: (t["sha256"], (out / t["name"]).read_bytes()) for t in tables
               if t["kind"] != "tokenizer"}
     return shards, out
 

@@ -15,6 +15,7 @@ from tokenizers import Tokenizer
 from typer.testing import CliRunner
 
 from potluck.cli import app
+from potluck.datasets import find_shard
 from potluck.node.tasks.token_shards import decode_shard
 from potluck.tracker.data.prepare import END_OF_TEXT
 from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template
@@ -42,13 +43,13 @@ def test_the_text_becomes_a_tokenizer_shards_and_dataset_tables(tmp_path):
     tables = tomllib.loads((out / "datasets.toml").read_text())["datasets"]
     assert [t["kind"] for t in tables] == ["tokenizer", "train", "eval"]
     for table in tables:
-        data = (out / ("tokenizer.json" if table["kind"] == "tokenizer" else f"{table['name']}.tokens")).read_bytes()
+        data = (out / table["name"]).read_bytes()
         assert (table["sha256"], table["size_bytes"]) == (hashlib.sha256(data).hexdigest(), len(data))
         assert (table["license"], table["owner"]) == (LICENSE, OWNER)
-    tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(out / "quijote-tokenizer.json"))
     assert tokenizer.get_vocab_size() == 400
     assert "vocab_size = 400" in (out / "datasets.toml").read_text()  # what task `lm` needs
-    train, held_out = (decode_shard((out / f"{t['name']}.tokens").read_bytes()) for t in tables[1:])
+    train, held_out = (decode_shard((out / t["name"]).read_bytes()) for t in tables[1:])
     assert train.dtype.itemsize == 2  # a vocabulary of 400 fits uint16
     text = unicodedata.normalize("NFC", (CORPUS / "quijote-1.txt").read_text())
     # The held-out tokens are the end of the document, and train and eval together are all of it.
@@ -64,6 +65,7 @@ def test_the_tables_go_into_swarm_toml_as_they_are(tmp_path):
     config = render_swarm_template("q-swarm") + "\n" + (tmp_path / "out" / "datasets.toml").read_text()
     manifest = parse_swarm_config(config)
     assert [(d.kind, d.owner) for d in manifest.datasets] == [("tokenizer", OWNER), ("train", OWNER), ("eval", OWNER)]
+    assert all(find_shard(d, [tmp_path / "out"]) for d in manifest.datasets)  # `swarm start --data-dir out` serves them
 
 
 def test_documents_are_normalised_to_nfc_and_jsonl_is_read(tmp_path):
@@ -71,7 +73,7 @@ def test_documents_are_normalised_to_nfc_and_jsonl_is_read(tmp_path):
                                       + json.dumps({"text": "niño " * 50}) + "\n")
     assert prepare("c.jsonl", "-o", "out", "--name", "c", "--license", "CC0-1.0", "--owner", "o",
                    "--vocab-size", "260", "--eval-share", "0", cwd=tmp_path).returncode == 0
-    tokenizer = Tokenizer.from_file(str(tmp_path / "out" / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(tmp_path / "out" / "c-tokenizer.json"))
     tokens = decode_shard((tmp_path / "out" / "c-train-000.tokens").read_bytes()).tolist()
     assert tokenizer.decode(tokens, skip_special_tokens=False) == ("café " * 50 + END_OF_TEXT
                                                                    + "niño " * 50 + END_OF_TEXT)

@@ -2,13 +2,14 @@
 
 What it writes into the output directory (which must be new or empty: nothing is overwritten):
 
-- `tokenizer.json`: a byte-level BPE tokenizer (Hugging Face `tokenizers`) trained on the corpus,
+- `<name>-tokenizer.json`: a byte-level BPE tokenizer (Hugging Face `tokenizers`) trained on the corpus,
   with one special token, END_OF_TEXT, that ends every document;
 - `<name>-train-NNN.tokens` and `<name>-eval-NNN.tokens`: token shards (node/tasks/token_shards.py),
   each at most `shard_bytes`; the held-out (eval) text is the last `eval_share` of every document's
   tokens, so a corpus of one long document is split too, and nothing held out is trained on;
 - `datasets.toml`: one `[[datasets]]` table per file (name, sha256, size, licence, owner, kind =
-  train | eval | tokenizer) to append to swarm.toml as it is.
+  train | eval | tokenizer) to append to swarm.toml as it is. Each table's name is its file's, so
+  `swarm start --data-dir DIR` finds the files.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from potluck.node.tasks.token_shards import encode_shard, token_width
 from potluck.tracker.data.corpus import find_corpus_files, read_documents
 
 END_OF_TEXT = "<|endoftext|>"
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,44}")  # + "-train-000.tokens": a shard name of at most 64
 MIN_VOCAB = 257  # the 256 byte symbols and END_OF_TEXT
 MAX_VOCAB = 1 << 20
 MIN_SHARD_BYTES = 4096
@@ -48,7 +49,7 @@ class PrepareConfig:
 
     def check(self) -> None:
         if not NAME_RE.fullmatch(self.name):
-            raise ConfigError(f"--name: must be up to 48 letters, digits, '_', '.', '-' (got {self.name!r})")
+            raise ConfigError(f"--name: must be up to 45 letters, digits, '_', '.', '-' (got {self.name!r})")
         for flag, value in (("--license", self.license), ("--owner", self.owner)):
             if not value.strip():
                 raise ConfigError(f"{flag}: must not be empty (every dataset names its licence and its owner)")
@@ -77,9 +78,9 @@ def prepare_dataset(paths: list[Path], out: Path, config: PrepareConfig,
 
     tokenizer = _train_tokenizer(documents("training the tokenizer on"), config.vocab_size)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer_path = out / "tokenizer.json"
+    tokenizer_path = out / f"{config.name}-tokenizer.json"
     write_file_atomically(tokenizer_path, tokenizer.to_str().encode())
-    tables = [_table(f"{config.name}-tokenizer", tokenizer_path, config, "tokenizer")]
+    tables = [_table(tokenizer_path, config, "tokenizer")]
     writers = {kind: _ShardWriter(out, f"{config.name}-{kind}", token_width(tokenizer.get_vocab_size()),
                                   config.shard_bytes) for kind in ("train", "eval")}
     end = tokenizer.token_to_id(END_OF_TEXT)
@@ -92,7 +93,7 @@ def prepare_dataset(paths: list[Path], out: Path, config: PrepareConfig,
     _split(tokenizer, batch, end, config.eval_share, writers)
     for kind, writer in writers.items():
         for path in writer.finish():
-            tables.append(_table(path.stem, path, config, kind))
+            tables.append(_table(path, config, kind))
     if not writers["train"].written:
         raise ConfigError(f"{', '.join(map(str, paths))}: the corpus holds no text to train on")
     write_file_atomically(out / "datasets.toml", _datasets_toml(tables, tokenizer.get_vocab_size()).encode())
@@ -161,9 +162,9 @@ class _ShardWriter:
         self.written.append(path)
 
 
-def _table(name: str, path: Path, config: PrepareConfig, kind: str) -> dict:
+def _table(path: Path, config: PrepareConfig, kind: str) -> dict:
     data = path.read_bytes()
-    return {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data),
+    return {"name": path.name, "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data),
             "license": config.license, "owner": config.owner, "kind": kind}
 
 

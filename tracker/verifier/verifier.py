@@ -67,7 +67,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     optimizer = make_optimizer(spec.hivemind, dht=dht, params=follower.parameters(),
                                payload_for_round=lambda: (0, b""), batch_size_per_step=1)
     keeper = CheckpointKeeper(Path(spec.checkpoint_dir) if spec.checkpoint_dir else None, spec.checkpoint_every,
-                              spec.task_name, spec.task_params)
+                              spec.task_name, spec.task_params, spec.origin)
     states = States(StateFetcher(dht, run_id, spec.fetch_daemon), checker)
     states.add(state_digest(follower), 0, follower)
     progress = ProgressBook()
@@ -89,6 +89,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
                 item = _Pending(job, _open(job, spec))
                 report = item.report
                 newest_reported = max(newest_reported, report.epoch)
+                keeper.ledger_entries_seen = max(keeper.ledger_entries_seen, job.index + 1)
                 started_by_epoch[report.epoch][report.state_digest] += 1
                 pending.append(item)
             for done in [e for e in started_by_epoch if e < newest_reported - 1]:
