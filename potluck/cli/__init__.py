@@ -14,6 +14,7 @@ from potluck.cli.data import data_app
 from potluck.cli.demo import demo
 from potluck.cli.identity import identity_app
 from potluck.cli.kit import PotluckGroup
+from potluck.cli.model import model_app
 from potluck.cli.node import node_app
 from potluck.cli.swarm import swarm_app
 from potluck.cli.tracker import tracker_app
@@ -45,6 +46,7 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(swarm_app, name="swarm")
 app.add_typer(node_app, name="node")
 app.add_typer(data_app, name="data")
+app.add_typer(model_app, name="model")
 app.add_typer(tracker_app, name="tracker")
 app.add_typer(credits_app, name="credits")
 app.add_typer(audit_app, name="audit")
