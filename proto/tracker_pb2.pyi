@@ -192,7 +192,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("origin", "epoch", "num_peers", "samples_per_second", "loss", "num_reports", "tree_size", "spread", "verifier", "averaging")
+    __slots__ = ("origin", "epoch", "num_peers", "samples_per_second", "loss", "num_reports", "tree_size", "spread", "verifier", "averaging", "held_out")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     NUM_PEERS_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +203,7 @@ class StatusResponse(_message.Message):
     SPREAD_FIELD_NUMBER: _ClassVar[int]
     VERIFIER_FIELD_NUMBER: _ClassVar[int]
     AVERAGING_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_FIELD_NUMBER: _ClassVar[int]
     origin: str
     epoch: int
     num_peers: int
@@ -213,7 +214,16 @@ class StatusResponse(_message.Message):
     spread: ParameterSpread
     verifier: VerifierHealth
     averaging: _containers.RepeatedCompositeFieldContainer[EpochAveraging]
-    def __init__(self, origin: _Optional[str] = ..., epoch: _Optional[int] = ..., num_peers: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., loss: _Optional[float] = ..., num_reports: _Optional[int] = ..., tree_size: _Optional[int] = ..., spread: _Optional[_Union[ParameterSpread, _Mapping]] = ..., verifier: _Optional[_Union[VerifierHealth, _Mapping]] = ..., averaging: _Optional[_Iterable[_Union[EpochAveraging, _Mapping]]] = ...) -> None: ...
+    held_out: HeldOutLoss
+    def __init__(self, origin: _Optional[str] = ..., epoch: _Optional[int] = ..., num_peers: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., loss: _Optional[float] = ..., num_reports: _Optional[int] = ..., tree_size: _Optional[int] = ..., spread: _Optional[_Union[ParameterSpread, _Mapping]] = ..., verifier: _Optional[_Union[VerifierHealth, _Mapping]] = ..., averaging: _Optional[_Iterable[_Union[EpochAveraging, _Mapping]]] = ..., held_out: _Optional[_Union[HeldOutLoss, _Mapping]] = ...) -> None: ...
+
+class HeldOutLoss(_message.Message):
+    __slots__ = ("epoch", "loss")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    loss: float
+    def __init__(self, epoch: _Optional[int] = ..., loss: _Optional[float] = ...) -> None: ...
 
 class EpochAveraging(_message.Message):
     __slots__ = ("epoch", "volunteers", "averaged", "failures")

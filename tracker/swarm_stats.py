@@ -24,6 +24,7 @@ class SwarmStats:
         self.recent: deque[tuple[float, int]] = deque()  # (arrival time, samples)
         self.losses_by_epoch: dict[int, tuple[float, int]] = {}  # epoch -> (sum of reports' mean losses, reports)
         self.spread: tuple[int, int, float] | None = None  # (epoch, volunteers compared, relative spread)
+        self.held_out: tuple[int, float] | None = None  # (epoch, loss on the held-out shards), the latest
         self.verifier_health = None  # with a verifier: a callable returning its `VerifierHealth`
         # epoch -> account -> why its round failed ("" if it averaged), as its reports say.
         self.rounds: dict[int, dict[str, str]] = {}

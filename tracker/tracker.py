@@ -118,5 +118,7 @@ def _verifier_spec(m, config: TrackerConfig) -> VerifierSpec:
         task_name=m.task.name, task_params=param_dict(m.task),
         shards=tuple((sha, path.read_bytes()) for sha, path in config.shards.items() if sha in training_shards(m)),
         checkpoint_dir=str(config.state_dir / "checkpoints"), checkpoint_every=config.checkpoint_every,
-        fetch_daemon=config.fetch_daemon)
+        fetch_daemon=config.fetch_daemon,
+        eval_shards=tuple((d.sha256, config.shards[d.sha256].read_bytes()) for d in m.datasets
+                          if d.kind == "eval" and d.sha256 in config.shards))
 

@@ -39,6 +39,8 @@ def fetch_status(client: TrackerClient) -> dict:
                          "verdicts": {outcome: getattr(status.verifier, outcome)
                                       for outcome in ("recomputed", "failed", "unverifiable", "passed")}}
             if status.HasField("verifier") else None,
+            "held_out_loss": {"epoch": status.held_out.epoch, "loss": round(status.held_out.loss, 4)}
+            if status.HasField("held_out") else None,
             "averaging": [{"epoch": a.epoch, "volunteers": a.volunteers, "averaged": a.averaged,
                            "failures": {f.reason: f.volunteers for f in a.failures}} for a in status.averaging],
             "reports": status.num_reports, "ledger_entries": status.tree_size, "accounts": len(rows),
@@ -57,6 +59,9 @@ def render_status(status: dict) -> None:
                 f"{'running' if value['running'] else 'RESTARTING'}, {value['outstanding_jobs']} jobs waiting, "
                 f"{value['verdicts']['recomputed']} recomputed, {value['verdicts']['failed']} failed"
                 + (f", restarted {value['restarts']}x (last: {value['last_exit']})" if value["restarts"] else ""))
+        if key == "held_out_loss":
+            value = "not measured (no eval shards, or not yet)" if value is None else (
+                f"{value['loss']:.4f} at epoch {value['epoch']}")
         if key == "averaging":
             value = "no reports yet" if not value else "\n".join(
                 f"epoch {a['epoch']}: {a['averaged']} of {a['volunteers']} volunteers averaged"

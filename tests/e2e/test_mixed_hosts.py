@@ -1,10 +1,15 @@
-"""Public volunteers and volunteers behind NAT in one swarm, joined with the lead's printed line
-verbatim: each finds out by itself whether other hosts can reach it (node/reachability.py). And one
+"""Public volunteers and volunteers behind NAT in one swarm, on hosts of their own (tests/netkit.py),
+started as the README says: `swarm start … --listen 0.0.0.0:50051` on the lead's host and, on each
+volunteer's, the join line it printed, verbatim (tests/hostswarm.py). Measured before: that line named
+`--tracker 0.0.0.0:50051`, which failed on every other host ("tracker 0.0.0.0:50051 unreachable").
+
+Each volunteer finds out by itself whether other hosts can reach it (node/reachability.py). And one
 NAT'd volunteer's link is cut for 30 s mid-run (its router unplugged) and restored: it must rejoin
 averaging, and the reports it queued meanwhile must all be delivered and credited."""
 
 from __future__ import annotations
 
+import shlex
 import time
 
 import pytest
@@ -32,6 +37,12 @@ def cut_a_link(swarm, net) -> None:
 def swarm(tmp_path_factory):
     return run_across_hosts(tmp_path_factory.mktemp("mixed"), "pm", VOLUNTEERS, epochs=EPOCHS, timeout=700,
                             during=cut_a_link)
+
+
+def test_the_printed_join_line_names_the_leads_address(swarm):
+    argv = shlex.split(swarm.join_line)
+    assert argv[:3] == ["potluck", "node", "join"]
+    assert argv[argv.index("--tracker") + 1] == f"{swarm.lead.address}:50051"
 
 
 def test_each_volunteer_finds_out_whether_it_can_be_reached(swarm):

@@ -54,7 +54,7 @@ def test_the_loss_falls_as_on_open_hosts(swarm):
     first = [r.mean_loss for r in swarm.found if r.epoch == 0]
     last_epoch = max(r.epoch for r in swarm.found)
     last = [r.mean_loss for r in swarm.found if r.epoch == last_epoch]
-    # Open hosts (tests/e2e/test_hosts.py) reach about a fifth of the first epoch's loss; volunteers
+    # Open hosts (tests/e2e/test_mixed_hosts.py) reach about a fifth of the first epoch's loss; volunteers
     # training alone stayed near their first epoch's (issue 12: 0.70-1.04 where open hosts reach 0.15).
     assert max(last) < 0.5 * min(first), (first, last)
 

@@ -142,6 +142,8 @@ class TrackerService(TrackerServicer):
         if stats.spread is not None:
             epoch, num_peers, relative = stats.spread
             status.spread.CopyFrom(pb.ParameterSpread(epoch=epoch, num_peers=num_peers, relative=relative))
+        if stats.held_out is not None:
+            status.held_out.CopyFrom(pb.HeldOutLoss(epoch=stats.held_out[0], loss=stats.held_out[1]))
         if stats.verifier_health is not None:
             health = stats.verifier_health()
             status.verifier.CopyFrom(pb.VerifierHealth(

@@ -84,8 +84,10 @@ class Managed:
 class LocalSwarm:
     """`potluck swarm start` plus any number of `potluck node join`, all on 127.0.0.1."""
 
-    def __init__(self, workdir: Path, *, config_text: str | None = None, num_nodes: int = 3):
+    def __init__(self, workdir: Path, *, config_text: str | None = None, num_nodes: int = 3,
+                 swarm_args: tuple[str, ...] = ()):
         self.workdir = Path(workdir)
+        self.swarm_args = swarm_args  # more `swarm start` options (--data-dir, --checkpoint-every)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_text = config_text or local_swarm_config("local", num_nodes=num_nodes)
         # The nodes share this machine's cores. Each torch thread pool as wide as the machine would
@@ -121,7 +123,8 @@ class LocalSwarm:
         config.write_text(self.config_text)
         tracker = f"127.0.0.1:{free_port()}"
         self.swarm = self.spawn("swarm", [self.potluck, "swarm", "start", str(config), "--state-dir",
-                                          str(self.state_dir), "--listen", tracker, "--dht-port", str(free_port())],
+                                          str(self.state_dir), "--listen", tracker, "--dht-port", str(free_port()),
+                                          *self.swarm_args],
                                 home)
         info_file = self.state_dir / "swarm.json"
         deadline = time.monotonic() + START_TIMEOUT

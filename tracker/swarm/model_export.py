@@ -9,7 +9,7 @@ every contributor with the credit the log holds for them, how far the model was 
 credit log's checkpoint (origin, size, root hash, verified with the log key) at export, so anyone can
 check the contributor list against the log (`potluck audit verify`).
 
-Not yet (issue 13): a held-out loss (the tracker does not evaluate yet), data owners' credit.
+Not yet (issue 13): data owners' credit.
 """
 
 from __future__ import annotations
@@ -39,13 +39,15 @@ class Contributors:
     root_hash: str
     flops_per_credit: int
     balances: list  # tracker_pb2.Balance, largest vested first
+    held_out: tuple[int, float] | None  # (epoch, loss) the tracker's verifier last measured
 
 
 def read_contributors(client, log_key: str, origin: str) -> Contributors:
     checkpoint = verify_checkpoint(client.checkpoint(), log_key, expected_origin=origin)
-    balances = client.balances()
+    balances, status = client.balances(), client.status()
+    held_out = (status.held_out.epoch, status.held_out.loss) if status.HasField("held_out") else None
     return Contributors(checkpoint.origin, checkpoint.size, checkpoint.root_hash.hex(), balances.flops_per_credit,
-                        sorted(balances.balances, key=lambda b: (-b.vested_flops, b.account_id)))
+                        sorted(balances.balances, key=lambda b: (-b.vested_flops, b.account_id)), held_out)
 
 
 def export_model(checkpoint: Checkpoint, signed: SignedManifest, contributors: Contributors, out: Path,
@@ -121,7 +123,9 @@ def model_card(signed: SignedManifest, checkpoint: Checkpoint, contributors: Con
               "## The model", "",
               f"- task `{m.task.name}`, parameters `{json.dumps(checkpoint.params, sort_keys=True)}`",
               f"- trained {checkpoint.epoch} epochs; {tokens:,} tokens in the grants of the credit log",
-              "- held-out loss: not measured (the tracker does not evaluate yet)",
+              "- held-out loss: " + ("not measured (the manifest has no eval shards)" if contributors.held_out is None
+                                     else f"{contributors.held_out[1]:.4f} at epoch {contributors.held_out[0]} "
+                                          f"(the swarm's model on its held-out text, as the tracker measured it)"),
               f"- community: {community}", "", "## The data", "",
               "| dataset | kind | licence | owner | sha256 |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {d.name} | {d.kind or 'train'} | {d.license} | {d.owner} | `{d.sha256[:16]}…` |" for d in m.datasets]

@@ -20,6 +20,7 @@ class VerifierSpec:
     checkpoint_dir: str | None = None  # the checkpoint keeper saves the swarm's model here...
     checkpoint_every: int = 5  # ... every this many epochs
     fetch_daemon: str | None = None  # the p2p daemon states are downloaded through (state_fetcher.py)
+    eval_shards: tuple[tuple[str, bytes], ...] = ()  # held out: the swarm's model is evaluated on them
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,14 @@ class Job:
 @dataclass(frozen=True)
 class VerifierReady:
     """Verifier to tracker: it has joined the swarm's DHT and takes jobs."""
+
+
+@dataclass(frozen=True)
+class HeldOutLoss:
+    """Verifier to tracker: the swarm's model's loss on the held-out shards at `epoch` (held_out.py)."""
+
+    epoch: int
+    loss: float
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from potluck.tracker.credit import Accounts, CreditPolicy, Outcome, Verdict
 from potluck.tracker.intake import Attestations, LoggedGrant
 from potluck.tracker.ledger import LedgerWriter
 from potluck.tracker.swarm_stats import SwarmStats
-from potluck.tracker.verifier.messages import Job, Spread, VerifierSpec
+from potluck.tracker.verifier.messages import HeldOutLoss, Job, Spread, VerifierSpec
 from potluck.tracker.verifier.recompute import SEGMENTS_ON_SUSPICION, pick_segments
 from potluck.tracker.verifier.supervised_verifier import SupervisedVerifier
 
@@ -149,6 +149,10 @@ class Verification:
             logger.info("epoch %d: the %d volunteers' parameters lie within %.2g of their mean (relative to "
                         "its norm)", event.epoch, event.num_peers, event.relative)
             self.stats.record_spread(event.epoch, event.num_peers, event.relative)
+        elif isinstance(event, HeldOutLoss):
+            logger.info("epoch %d: held-out loss %.4f", event.epoch, event.loss)
+            if self.stats.held_out is None or event.epoch >= self.stats.held_out[0]:
+                self.stats.held_out = (event.epoch, event.loss)
 
     async def _on_verdict(self, verdict: Verdict) -> None:
         self.accounts.get(verdict.account_id).awaiting.discard(verdict.index)

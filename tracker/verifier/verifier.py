@@ -43,7 +43,8 @@ from potluck.proto.report_pb2 import ContributionReport
 from potluck.signing import PURPOSE_REPORT, open_envelope
 from potluck.tracker.credit import Outcome, Verdict
 from potluck.tracker.verifier.checkpoint_keeper import CheckpointKeeper
-from potluck.tracker.verifier.messages import Job, Spread, VerifierReady, VerifierSpec
+from potluck.tracker.verifier.held_out import HeldOut
+from potluck.tracker.verifier.messages import HeldOutLoss, Job, Spread, VerifierReady, VerifierSpec
 from potluck.tracker.verifier.progress_book import ProgressBook
 from potluck.tracker.verifier.recompute import SEGMENTS_PER_CHECK, compare, recompute
 from potluck.tracker.verifier.spread import relative_spread
@@ -68,6 +69,8 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
                                payload_for_round=lambda: (0, b""), batch_size_per_step=1)
     keeper = CheckpointKeeper(Path(spec.checkpoint_dir) if spec.checkpoint_dir else None, spec.checkpoint_every,
                               spec.task_name, spec.task_params, spec.origin)
+    held_out = (HeldOut(spec.task_name, spec.task_params, spec.eval_shards, spec.data_seed)
+                if spec.eval_shards else None)
     states = States(StateFetcher(dht, run_id, spec.fetch_daemon), checker)
     states.add(state_digest(follower), 0, follower)
     progress = ProgressBook()
@@ -84,7 +87,9 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
             if global_epoch > epoch:
                 epoch = global_epoch
                 if epoch > averager.local_epoch:  # once an epoch: the swarm's peers have better things to do
-                    _load_swarm_state(averager, follower, states, keeper)
+                    loaded = _load_swarm_state(averager, follower, states, keeper)
+                    if loaded and held_out is not None and held_out.due(averager.local_epoch):
+                        events.put(HeldOutLoss(averager.local_epoch, held_out.loss(follower, averager.local_epoch)))
             for job in _drain(jobs):
                 item = _Pending(job, _open(job, spec))
                 report = item.report
@@ -131,18 +136,19 @@ def _open(job: Job, spec: VerifierSpec) -> ContributionReport:
                                                        origin=spec.origin).payload)
 
 
-def _load_swarm_state(averager, follower, states: States, keeper: CheckpointKeeper) -> None:
+def _load_swarm_state(averager, follower, states: States, keeper: CheckpointKeeper) -> bool:
     """The state of a peer hivemind picks among the furthest on; offered to the checkpoint keeper."""
     # One attempt, bounded (Optimizer.load_state_from_peers retries forever once peers are gone).
     try:
         averager.load_state_from_peers(timeout=LOAD_STATE_TIMEOUT)
     except Exception as e:  # a peer that leaves mid-download sends a truncated state
         logger.warning("could not load the swarm's state: %s", e)
-        return
+        return False
     digest = state_digest(follower)
     if states.get(digest) is None:
         states.add(digest, averager.local_epoch, follower)
     keeper.offer(averager.local_epoch, follower)
+    return True
 
 
 def _spread(epoch: int, started: Counter[bytes], states: States, names: list[str]) -> Spread | None:
