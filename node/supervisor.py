@@ -27,7 +27,7 @@ from potluck.entries import credits_text
 from potluck.errors import ConfigError, PotluckError, TrackerError
 from potluck.group_process import GroupProcess
 from potluck.identity import load_account_key
-from potluck.manifest import param_dict, training_shards
+from potluck.manifest import initial_state_shard, param_dict, training_shards
 from potluck.node.hardware import pick_device
 from potluck.node.hivemind_config import HivemindConfig
 from potluck.node.outbox import Outbox
@@ -129,7 +129,8 @@ class Node:
                           shards=tuple((sha, data) for sha, data in self.shards if sha in training_shards(m)),
                           account=self.account, origin=m.origin,
                           requested_batch_size=config.batch_size, max_windows=remaining,
-                          tracker_epoch=self.tracker_epoch)
+                          tracker_epoch=self.tracker_epoch, initial_state=next(
+                              (data for sha, data in self.shards if sha == initial_state_shard(m)), None))
 
     # -- running --
 

@@ -66,11 +66,12 @@ class WorkerSpec:
     requested_batch_size: int | None
     max_windows: int | None
     tracker_epoch: Any  # a shared c_uint64 the supervisor updates: the newest epoch the tracker admitted
+    initial_state: bytes | None = None  # a resumed swarm's starting checkpoint (safetensors)
 
 
 def run_worker(stop, events, spec: WorkerSpec) -> None:
     """Entry point of the worker's `GroupProcess`: `events` goes to the supervisor, `stop` asks us to leave."""
-    task = get_task(spec.task_name, spec.task_params, shards=spec.shards or None)
+    task = get_task(spec.task_name, spec.task_params, shards=spec.shards or None, initial_state=spec.initial_state)
     batch_size = pick_batch_size(task, spec.training.device, requested=spec.requested_batch_size,
                                  target_batch_size=spec.training.hivemind.target_batch_size)
     config = replace(spec.training, batch_size_per_step=batch_size)

@@ -100,5 +100,11 @@ def param_dict(task: TaskSpec) -> dict[str, Any]:
 
 
 def training_shards(manifest: Manifest) -> set[str]:
-    """The sha256 of every dataset shard a task trains on: not the held-out ("eval") ones, nor the tokenizer."""
+    """The sha256 of every dataset shard a task trains on: not the held-out ("eval") ones, the tokenizer,
+    nor the state a resumed swarm starts from ("init")."""
     return {shard.sha256 for shard in manifest.datasets if shard.kind in ("", "train")}
+
+
+def initial_state_shard(manifest: Manifest) -> str | None:
+    """The sha256 of the checkpoint a resumed swarm's model starts from (`swarm start --resume`), if any."""
+    return next((shard.sha256 for shard in manifest.datasets if shard.kind == "init"), None)

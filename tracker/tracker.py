@@ -11,7 +11,7 @@ import grpc
 from potluck.entries import decode_entry
 from potluck.errors import ConfigError
 from potluck.keyfile import load_or_create_secret
-from potluck.manifest import SignedManifest, param_dict, training_shards
+from potluck.manifest import SignedManifest, initial_state_shard, param_dict, training_shards
 from potluck.node.hivemind_config import HivemindConfig
 from potluck.node.tasks import get_task
 from potluck.proto.report_pb2 import ContributionReport
@@ -120,5 +120,6 @@ def _verifier_spec(m, config: TrackerConfig) -> VerifierSpec:
         checkpoint_dir=str(config.state_dir / "checkpoints"), checkpoint_every=config.checkpoint_every,
         fetch_daemon=config.fetch_daemon,
         eval_shards=tuple((d.sha256, config.shards[d.sha256].read_bytes()) for d in m.datasets
-                          if d.kind == "eval" and d.sha256 in config.shards))
+                          if d.kind == "eval" and d.sha256 in config.shards),
+        initial_state=config.shards[init].read_bytes() if (init := initial_state_shard(m)) in config.shards else None)
 

@@ -79,6 +79,8 @@ class TaskBase(ABC):
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         self.params: dict[str, Any] = self.validate_params(params or {})
+        # A resumed swarm starts from a checkpoint's tensors (`swarm start --resume`), not from init_seed.
+        self.initial_state: dict[str, torch.Tensor] | None = None
 
     @classmethod
     def validate_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,8 +104,16 @@ class TaskBase(ABC):
             seed = params["init_seed"]
             raise ConfigError(f"task.params.init_seed: must be a non-negative integer (got {seed!r})")
 
-    @abstractmethod
     def build_model(self) -> torch.nn.Module:
+        """The swarm's starting model, bit-identical on every peer: fresh from init_seed, or the state a
+        resumed swarm starts from."""
+        model = self.fresh_model()
+        if self.initial_state is not None:
+            model.load_state_dict(self.initial_state)
+        return model
+
+    @abstractmethod
+    def fresh_model(self) -> torch.nn.Module:
         """A freshly initialised model; the same parameters give bit-identical weights on every peer."""
 
     @abstractmethod

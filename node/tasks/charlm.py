@@ -115,7 +115,7 @@ class CharLMTask(TaskBase):
                 f"d_model={params['d_model']})"
             )
 
-    def build_model(self) -> nn.Module:
+    def fresh_model(self) -> nn.Module:
         p = self.params
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(p["init_seed"])

@@ -83,7 +83,7 @@ class LMTask(TaskBase):
             rope_theta=p["rope_theta"], tie_word_embeddings=False, use_cache=False, attention_dropout=0.0,
         )
 
-    def build_model(self) -> nn.Module:
+    def fresh_model(self) -> nn.Module:
         from transformers import LlamaForCausalLM
 
         with torch.random.fork_rng(devices=[]):

@@ -39,7 +39,7 @@ class SyntheticTask(TaskBase):
         for key in ("d_in", "hidden", "d_out", "teacher_hidden"):
             require_positive_int(params, key)
 
-    def build_model(self) -> nn.Module:
+    def fresh_model(self) -> nn.Module:
         p = self.params
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(p["init_seed"])

@@ -98,6 +98,8 @@ def swarm_start(
     no_aux_peer: bool = typer.Option(False, "--no-aux-peer", help="Run no averaging helper."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the manifest's dataset shards are."),
     identity: Path | None = identity_option("The lead's"),
+    resume: Path | None = typer.Option(
+        None, "--resume", help="Start the model from this checkpoint (of the same task and parameters)."),
     checkpoint_every: int = typer.Option(
         5, "--checkpoint-every", help="Save the swarm's model every N epochs (the first state at or past each)."),
 ) -> None:
@@ -128,7 +130,8 @@ def swarm_start(
                                                public_host=public_host,
                                                aux_port=None if no_aux_peer or local else aux_port,
                                                announce_maddrs=tuple(check_maddr(m) for m in announce_maddr),
-                                               data_dir=data_dir, checkpoint_every=checkpoint_every),
+                                               data_dir=data_dir, checkpoint_every=checkpoint_every,
+                                               resume=resume),
               on_ready=announce)
 
 

@@ -189,3 +189,19 @@ def test_charlm_is_causal_and_learns():
         losses.append(loss.item())
     assert abs(losses[0] - torch.log(torch.tensor(256.0)).item()) < 0.5  # starts near uniform over bytes
     assert losses[-1] < losses[0] - 1.0
+
+
+def test_a_resumed_swarm_starts_from_its_checkpoint_and_a_foreign_one_is_refused():
+    from safetensors.torch import save
+
+    trained = get_task("synthetic", {"hidden": 32}).build_model()
+    with torch.no_grad():
+        for param in trained.parameters():
+            param.mul_(0.5)
+    state = save({k: v.contiguous() for k, v in trained.state_dict().items()})
+    resumed = get_task("synthetic", {"hidden": 32}, initial_state=state).build_model()
+    assert all(torch.equal(a, b) for a, b in zip(resumed.parameters(), trained.parameters(), strict=True))
+    with pytest.raises(ConfigError, match="the swarm's initial state does not fit task synthetic"):
+        get_task("synthetic", {"hidden": 64}, initial_state=state)
+    with pytest.raises(ConfigError, match="the swarm's initial state does not fit task synthetic"):
+        get_task("synthetic", {"hidden": 32}, initial_state=b"not safetensors")

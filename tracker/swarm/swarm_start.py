@@ -22,7 +22,7 @@ from potluck.datasets import find_shard
 from potluck.errors import ConfigError
 from potluck.identity import AccountKey
 from potluck.manifest import SignedManifest, sign_manifest, verify_manifest
-from potluck.proto.manifest_pb2 import Manifest
+from potluck.proto.manifest_pb2 import DatasetShard, Manifest
 from potluck.tracker.swarm.aux_peer import AUX_STOP_TIMEOUT, start_aux_peer
 from potluck.tracker.swarm.bootstrap_peer import BOOTSTRAP_STOP_TIMEOUT, start_bootstrap_peer
 
@@ -48,6 +48,9 @@ class SwarmStartConfig:
     aux_port: int | None = None
     data_dir: Path | None
     checkpoint_every: int = 5
+    # A checkpoint the swarm's model starts from instead of init_seed (of the same task and parameters):
+    # signed into the manifest as a dataset of kind "init", served to volunteers like any shard.
+    resume: Path | None = None
 
 
 def shards_in(data_dir: Path | None, manifest: Manifest) -> dict[str, Path]:
@@ -84,6 +87,9 @@ def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *,
                        "join)", host, port)
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     shards = shards_in(config.data_dir, manifest)
+    if config.resume is not None:
+        manifest = Manifest.FromString(manifest.SerializeToString())
+        shards[resumed_from(config.resume, manifest)] = config.resume
     announce = list(config.announce_maddrs) or [tcp_maddr(public, config.dht_port)]
     bootstrap, peer = start_bootstrap_peer(config.state_dir, host, config.dht_port, announce)
     try:
@@ -103,6 +109,25 @@ def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *,
                 aux.stop(AUX_STOP_TIMEOUT)
     finally:
         bootstrap.stop(BOOTSTRAP_STOP_TIMEOUT)
+
+
+def resumed_from(path: Path, manifest: Manifest) -> str:
+    """Add the checkpoint at `path` to `manifest` as the state its model starts from; return its sha256."""
+    import hashlib
+
+    from potluck.manifest import param_dict
+    from potluck.node.checkpoint_file import read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    if checkpoint.task != manifest.task.name or checkpoint.params != param_dict(manifest.task):
+        raise ConfigError(f"--resume {path}: a checkpoint of task {checkpoint.task} {checkpoint.params}, not of this "
+                          f"swarm's {manifest.task.name} {param_dict(manifest.task)}")
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    manifest.datasets.append(DatasetShard(name=path.name, sha256=sha256, size_bytes=len(data), kind="init",
+                                          license="the swarm's own model", owner=f"swarm {checkpoint.origin}"))
+    logger.info("the swarm's model starts from %s (epoch %d of swarm %s)", path, checkpoint.epoch, checkpoint.origin)
+    return sha256
 
 
 async def _serve(signed: SignedManifest, config: SwarmStartConfig, shards, fetch_daemon: str, on_ready) -> None:

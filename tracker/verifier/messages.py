@@ -21,6 +21,7 @@ class VerifierSpec:
     checkpoint_every: int = 5  # ... every this many epochs
     fetch_daemon: str | None = None  # the p2p daemon states are downloaded through (state_fetcher.py)
     eval_shards: tuple[tuple[str, bytes], ...] = ()  # held out: the swarm's model is evaluated on them
+    initial_state: bytes | None = None  # a resumed swarm's starting checkpoint (safetensors)
 
 
 @dataclass(frozen=True)

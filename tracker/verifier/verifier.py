@@ -61,7 +61,7 @@ def run_verifier(stop, events, spec: VerifierSpec, jobs) -> None:
     """Entry point of the verifier's `GroupProcess`; `jobs` is a queue of `Job`s from the tracker."""
     torch.set_num_threads(1)  # a verifier must not starve the swarm's volunteers of CPU
     run_id = spec.hivemind.run_id
-    task = get_task(spec.task_name, spec.task_params, shards=spec.shards or None)
+    task = get_task(spec.task_name, spec.task_params, shards=spec.shards or None, initial_state=spec.initial_state)
     follower, checker = task.build_model(), task.build_model()
     dht = hivemind.DHT(initial_peers=list(spec.hivemind.initial_peers), client_mode=True, start=True)
     # The nodes' own optimizer (a client that never steps): it follows the swarm's epoch and loads its state.
