@@ -23,7 +23,9 @@ from potluck.errors import TrackerError
 
 logger = logging.getLogger(__name__)
 
-BUSY_RETRIES = 3  # the tracker runs a few checks at once; a busy one is asked again, a second apart
+# The tracker runs a few checks at once, one per calling host (volunteers behind one NAT router share
+# it); a busy one is asked again, a second apart, for longer than one check takes (3 s).
+BUSY_RETRIES = 5
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,14 @@ tests/e2e/test_nat.py and test_mixed_hosts.py."""
 from __future__ import annotations
 
 import socket
+import time
 
 import grpc
 import pytest
 
 from potluck.node.reachability import find_reachability
 from potluck.proto import tracker_pb2 as pb
+from potluck.tracker.service.reachability import MAX_DIALS, DialBack
 from potluck.tracker_client import TrackerClient
 
 pytestmark = pytest.mark.timeout(60)
@@ -48,3 +50,36 @@ def test_what_the_volunteer_said_is_not_checked():
     forwarded = find_reachability(None, ("/ip4/0.0.0.0/tcp/31400",), ("/ip4/203.0.113.7/tcp/31400",),
                                   client_mode=False)
     assert not forwarded.client_mode and forwarded.host_maddrs == ("/ip4/0.0.0.0/tcp/31400",)
+
+
+def test_a_host_that_asks_for_dials_that_never_answer_holds_one_slot_not_all(tracker):
+    # The attack: keep every dial-back slot waiting on ports of one's own that never answer, so honest
+    # volunteers behind NAT go unchecked (and join as reachable, breaking their rounds). A listener
+    # whose backlog is full drops new connections: the tracker's dial to it waits out DIAL_TIMEOUT.
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        try:
+            waiting = tracker.stub.CheckReachability.future(pb.ReachabilityRequest(port=port), timeout=10)
+            deadline = time.monotonic() + 5
+            while True:  # until the first dial is under way
+                try:
+                    second = tracker.stub.CheckReachability(pb.ReachabilityRequest(port=port), timeout=10)
+                except grpc.RpcError as e:
+                    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+                    break
+                assert time.monotonic() < deadline, second
+            assert not waiting.result().reachable and "no answer within 3s" in waiting.result().reason
+        finally:
+            for filler in fillers:
+                filler.close()
+    # Once it is done, the same host is served again; other hosts never waited on it.
+    assert not tracker.stub.CheckReachability(pb.ReachabilityRequest(port=port), timeout=10).reachable
+    dial_back = DialBack()
+    dial_back.dialling.add("10.0.0.9")
+    assert dial_back.busy("10.0.0.9") and not dial_back.busy("10.0.0.10")
+    dial_back.dialling.update(f"10.0.1.{n}" for n in range(MAX_DIALS))
+    assert dial_back.busy("10.0.0.10")  # and all of them at once are bounded

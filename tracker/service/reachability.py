@@ -5,7 +5,10 @@ fails when groupmates try to send them their part. A volunteer cannot see from i
 router stands in its way, so it asks the tracker, which is on the lead's public host, to connect back
 to it (node/reachability.py). The address dialled is the one the caller's connection comes from,
 never one the caller names: the check cannot be turned on a third host. Each dial is bounded by
-DIAL_TIMEOUT, and at most MAX_DIALS run at once (more are refused with RESOURCE_EXHAUSTED).
+DIAL_TIMEOUT, at most MAX_DIALS run at once, and one per calling host (more are refused with
+RESOURCE_EXHAUSTED): a host that keeps asking to be dialled at a port that never answers holds one
+slot, not all of them, so it cannot make honest volunteers behind NAT go unchecked (unchecked, a
+node joins as reachable, and its rounds fail).
 """
 
 from __future__ import annotations
@@ -20,25 +23,27 @@ MAX_DIALS = 8
 
 class DialBack:
     def __init__(self) -> None:
-        self.slots = asyncio.Semaphore(MAX_DIALS)
+        self.dialling: set[str] = set()  # hosts with a dial under way
 
-    @property
-    def busy(self) -> bool:
-        return self.slots.locked()
+    def busy(self, host: str) -> bool:
+        return host in self.dialling or len(self.dialling) >= MAX_DIALS
 
     async def dial(self, host: str, port: int) -> str | None:
-        """None when `host`:`port` accepted a TCP connection within DIAL_TIMEOUT; else why not."""
-        async with self.slots:
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), DIAL_TIMEOUT)
-            except TimeoutError:
-                return f"no answer within {DIAL_TIMEOUT:g}s"
-            except OSError as e:
-                return os.strerror(e.errno) if e.errno else str(e) or type(e).__name__
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), DIAL_TIMEOUT)
-            return None
+        """None when `host`:`port` accepted a TCP connection within DIAL_TIMEOUT; else why not. Callers
+        check `busy(host)` first; the event loop runs nothing else between the two."""
+        self.dialling.add(host)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), DIAL_TIMEOUT)
+        except TimeoutError:
+            return f"no answer within {DIAL_TIMEOUT:g}s"
+        except OSError as e:
+            return os.strerror(e.errno) if e.errno else str(e) or type(e).__name__
+        finally:
+            self.dialling.discard(host)
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), DIAL_TIMEOUT)
+        return None
 
 
 def caller_host(peer: str) -> str | None:

@@ -121,7 +121,7 @@ class TrackerService(TrackerServicer):
         host = caller_host(context.peer())
         if host is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"the call came over {context.peer()!r}, not TCP")
-        if self.dial_back.busy:
+        if self.dial_back.busy(host):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "reachability checks are all busy; try again")
         address = f"[{host}]:{request.port}" if ":" in host else f"{host}:{request.port}"
         reason = await self.dial_back.dial(host, request.port)
