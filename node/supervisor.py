@@ -125,12 +125,13 @@ class Node:
             client_mode=self.reach.client_mode,
             identity_path=str(self.peer.path), device=self.device)
         remaining = None if config.max_epochs is None else config.max_epochs - self.windows_done
+        trained_on = training_shards(m)
         return WorkerSpec(training=training, task_name=m.task.name, task_params=param_dict(m.task),
-                          shards=tuple((sha, data) for sha, data in self.shards if sha in training_shards(m)),
+                          shards=tuple((sha, data) for sha, data in self.shards if sha in trained_on),
                           account=self.account, origin=m.origin,
                           requested_batch_size=config.batch_size, max_windows=remaining,
-                          tracker_epoch=self.tracker_epoch, initial_state=next(
-                              (data for sha, data in self.shards if sha == initial_state_shard(m)), None))
+                          tracker_epoch=self.tracker_epoch,
+                          initial_state=dict(self.shards).get(initial_state_shard(m)))
 
     # -- running --
 

@@ -116,7 +116,8 @@ def _verifier_spec(m, config: TrackerConfig) -> VerifierSpec:
     return VerifierSpec(
         origin=m.origin, hivemind=HivemindConfig.from_manifest(m), data_seed=m.swarm_seed,
         task_name=m.task.name, task_params=param_dict(m.task),
-        shards=tuple((sha, path.read_bytes()) for sha, path in config.shards.items() if sha in training_shards(m)),
+        shards=tuple((sha, config.shards[sha].read_bytes())
+                     for sha in sorted(training_shards(m) & config.shards.keys())),
         checkpoint_dir=str(config.state_dir / "checkpoints"), checkpoint_every=config.checkpoint_every,
         fetch_daemon=config.fetch_daemon,
         eval_shards=tuple((d.sha256, config.shards[d.sha256].read_bytes()) for d in m.datasets

@@ -86,14 +86,13 @@ def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *,
         logger.warning("the swarm listens on %s: only this machine can join it (--listen 0.0.0.0:%s lets other hosts "
                        "join)", host, port)
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    manifest = Manifest.FromString(manifest.SerializeToString())  # filled in below: the caller's is left as it is
     shards = shards_in(config.data_dir, manifest)
     if config.resume is not None:
-        manifest = Manifest.FromString(manifest.SerializeToString())
         shards[resumed_from(config.resume, manifest)] = config.resume
     announce = list(config.announce_maddrs) or [tcp_maddr(public, config.dht_port)]
     bootstrap, peer = start_bootstrap_peer(config.state_dir, host, config.dht_port, announce)
     try:
-        manifest = Manifest.FromString(manifest.SerializeToString())
         del manifest.bootstrap_peers[:]
         manifest.bootstrap_peers.extend(peer.maddrs)
         manifest.tracker_address = f"{public}:{port}"
