@@ -34,7 +34,9 @@ from .state import AuditState, StateError
 
 __all__ = ["AuditConfig", "AuditResult", "ProgressBase", "verify_log"]
 
-_BALANCE_FIELDS = ("granted_flops", "escrow_flops", "vested_flops", "forfeited_flops", "strikes", "banned")
+_CREDIT_COLUMNS = ("granted", "escrow", "vested", "forfeited", "data_granted", "data_escrow", "data_vested",
+                   "data_forfeited")
+_BALANCE_FIELDS = (*(f"{column}_flops" for column in _CREDIT_COLUMNS), "strikes", "banned")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,7 +89,7 @@ class AuditResult:
         def balance(a: AccountBalance) -> dict:
             out = {name: getattr(a, name) for name in _BALANCE_FIELDS}
             if self.flops_per_credit:
-                for name in ("granted", "escrow", "vested", "forfeited"):
+                for name in _CREDIT_COLUMNS:
                     out[f"{name}_credits"] = credits_text(getattr(a, f"{name}_flops"), self.flops_per_credit)
             return out
 

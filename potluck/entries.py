@@ -8,6 +8,7 @@ served and hashed into the Merkle tree.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from potluck.proto.ledger_pb2 import (
     Ban,
     BindingRecord,
     CreditGrant,
+    DataCredit,
     Forfeit,
     LedgerEntry,
     Strike,
@@ -26,11 +28,17 @@ from potluck.proto.ledger_pb2 import (
 from potluck.proto.wire import MAX_ENTRY_BYTES
 
 CREDIT_DECIMALS = 12  # 1e-12 credit = 1 kFLOP at the default unit; exact enough for any task
+PPM = 1_000_000  # a data share is carried in parts per million, so its arithmetic is exact integers
 
 
 def flops_for(num_samples: int, flops_per_sample: int) -> int:
     """FLOPs of training compute that `num_samples` samples represent."""
     return num_samples * flops_per_sample
+
+
+def data_flops(num_samples: int, flops_per_sample: int, share_ppm: int) -> int:
+    """What `num_samples` samples of an owner's text earn it, in FLOPs (potluck/data_credit.py)."""
+    return num_samples * flops_per_sample * share_ppm // PPM
 
 
 def credits_text(flops: int, flops_per_credit: int) -> str:
@@ -78,13 +86,14 @@ def dedup_key(entry: LedgerEntry) -> bytes | None:
 
 def grant_entry(
     *, origin: str, report: bytes, account_id: str, num_samples: int, flops_per_sample: int,
-    policy_version: int, flops_per_credit: int, logged_at_ms: int,
+    policy_version: int, flops_per_credit: int, logged_at_ms: int, data_share_ppm: int = 0,
+    data: Sequence[DataCredit] = (),
 ) -> LedgerEntry:
     flops = flops_for(num_samples, flops_per_sample)
     return LedgerEntry(origin=origin, logged_at_ms=logged_at_ms, grant=CreditGrant(
         report=report, account_id=account_id, num_samples=num_samples, flops_per_sample=flops_per_sample,
         policy_version=policy_version, flops_per_credit=flops_per_credit, flops=flops,
-        credits=credits_text(flops, flops_per_credit)))
+        credits=credits_text(flops, flops_per_credit), data_share_ppm=data_share_ppm, data=data))
 
 
 def check_grant_arithmetic(grant: CreditGrant, index: int) -> None:
@@ -98,6 +107,30 @@ def check_grant_arithmetic(grant: CreditGrant, index: int) -> None:
     expected_credits = credits_text(grant.flops, grant.flops_per_credit)
     if grant.credits != expected_credits:
         raise VerificationError(f"entry {index}: expected credits {expected_credits}, got {grant.credits}")
+    _check_data_arithmetic(grant, index)
+
+
+def _check_data_arithmetic(grant: CreditGrant, index: int) -> None:
+    """Raise unless each owner's data credit follows from its samples and the share, each owner once, and
+    the owners' samples are no more than the grant's. Which samples are whose is the auditor's replay's."""
+    if grant.data_share_ppm > PPM:
+        raise VerificationError(f"entry {index}: expected a data share of at most {PPM} ppm, "
+                                f"got {grant.data_share_ppm}")
+    if grant.data and not grant.data_share_ppm:
+        raise VerificationError(f"entry {index}: credits data owners at a data share of 0")
+    owners = [credit.owner for credit in grant.data]
+    if owners != sorted(set(owners)) or "" in owners:
+        raise VerificationError(f"entry {index}: expected data credits to distinct, named owners, in owner order")
+    if (samples := sum(credit.num_samples for credit in grant.data)) > grant.num_samples:
+        raise VerificationError(f"entry {index}: data credits for {samples} samples, the grant has {grant.num_samples}")
+    for credit in grant.data:
+        flops = data_flops(credit.num_samples, grant.flops_per_sample, grant.data_share_ppm)
+        if credit.flops != flops:
+            raise VerificationError(f"entry {index}: expected data flops {flops} for {credit.owner[:12]}, "
+                                    f"got {credit.flops}")
+        if credit.credits != (expected := credits_text(flops, grant.flops_per_credit)):
+            raise VerificationError(f"entry {index}: expected data credits {expected} for {credit.owner[:12]}, "
+                                    f"got {credit.credits}")
 
 
 # Failed checks (strikes not forgiven) that confirm cheating and forfeit an account's escrow and the credit
@@ -117,6 +150,11 @@ class AccountBalance:
     forfeited_flops: int = 0
     strikes: int = 0
     banned: bool = False
+    # Credit for text it owns (potluck/data_credit.py): it follows the grants that paid it.
+    data_granted_flops: int = 0
+    data_escrow_flops: int = 0
+    data_vested_flops: int = 0
+    data_forfeited_flops: int = 0
     escrow: dict[int, int] = field(default_factory=dict)  # grant index -> flops still in escrow
     vested: dict[int, int] = field(default_factory=dict)  # grant index -> flops vested and not clawed back
 
@@ -131,6 +169,8 @@ class Balances:
     def __init__(self) -> None:
         self.accounts: dict[str, AccountBalance] = {}
         self.size = 0
+        # grant index -> (owner, flops) of its data credits, while they are in escrow or vested
+        self.data_of_grant: dict[int, list[tuple[str, int]]] = {}
 
     def account(self, account_id: str) -> AccountBalance:
         """The balance of `account_id`, created (and from then on listed) on first mention."""
@@ -153,6 +193,12 @@ class Balances:
             account.granted_flops += body.flops
             account.escrow_flops += body.flops
             account.escrow[index] = body.flops
+            for credit in body.data:
+                owner = self.account(credit.owner)
+                owner.data_granted_flops += credit.flops
+                owner.data_escrow_flops += credit.flops
+            if body.data:
+                self.data_of_grant[index] = [(credit.owner, credit.flops) for credit in body.data]
         elif kind in ("vest", "forfeit"):
             self._release(index, kind, body)
         elif kind == "strike":
@@ -174,14 +220,31 @@ class Balances:
             flops = account.escrow.pop(grant_index)
             if kind == "vest":
                 account.vested[grant_index] = flops
+            self._release_data(grant_index, vest=kind == "vest", vested=False)
         for grant_index in clawed:
             del account.vested[grant_index]
+            self._release_data(grant_index, vest=False, vested=True)
         account.escrow_flops -= total
         if kind == "vest":
             account.vested_flops += total
         else:
             account.vested_flops -= clawed_flops
             account.forfeited_flops += total + clawed_flops
+
+
+    def _release_data(self, grant_index: int, *, vest: bool, vested: bool) -> None:
+        """The grant's data credits follow it: out of escrow into vested, or (from either) forfeited."""
+        credits = self.data_of_grant.get(grant_index, []) if vest else self.data_of_grant.pop(grant_index, [])
+        for owner_id, flops in credits:
+            owner = self.accounts[owner_id]
+            if vested:
+                owner.data_vested_flops -= flops
+            else:
+                owner.data_escrow_flops -= flops
+            if vest:
+                owner.data_vested_flops += flops
+            else:
+                owner.data_forfeited_flops += flops
 
 
 def _taken(index: int, what: str, grants: list[int], held: dict[int, int], where: str, kind: str,
@@ -199,7 +262,8 @@ def _taken(index: int, what: str, grants: list[int], held: dict[int, int], where
 
 
 __all__ = [
-    "MAX_ENTRY_BYTES", "AccountBalance", "Balances", "Ban", "BindingRecord", "CreditGrant", "Forfeit", "LedgerEntry",
+    "MAX_ENTRY_BYTES", "AccountBalance", "Balances", "Ban", "BindingRecord", "CreditGrant", "DataCredit", "Forfeit",
+    "LedgerEntry",
     "STRIKES_TO_FORFEIT", "Strike", "Vest", "check_grant_arithmetic", "credits_text", "credits_value",
-    "decode_entry", "dedup_key", "flops_for", "grant_entry", "serialize_entry",
+    "PPM", "data_flops", "decode_entry", "dedup_key", "flops_for", "grant_entry", "serialize_entry",
 ]

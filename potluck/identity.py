@@ -57,6 +57,21 @@ def parse_account_id(text: str, what: str, how: str = "must be an account id, 64
     return account_id
 
 
+MAX_OWNER_CHARS = 200
+OWNER_RE = re.compile(rf"[^\x00-\x20\x7f][^\x00-\x1f\x7f]{{0,{MAX_OWNER_CHARS - 1}}}")
+
+
+def parse_credited(text: str, what: str) -> str:
+    """Whom a balance is of: an account id (returned lowercase), or a data owner's name as a manifest's
+    datasets give it (potluck/data_credit.py); `ConfigError` naming `what` otherwise."""
+    if isinstance(text, str) and ACCOUNT_ID_RE.fullmatch(text.lower()):
+        return text.lower()
+    if not isinstance(text, str) or not OWNER_RE.fullmatch(text):
+        raise ConfigError(f"{what}: must be an account id (64 hex digits) or a data owner's name, up to "
+                          f"{MAX_OWNER_CHARS} printable characters (got {str(text)[:80]!r})")
+    return text
+
+
 def short_id(account_id: str) -> str:
     """The first 12 characters, for tables."""
     return account_id[:12]

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreditGrant(_message.Message):
-    __slots__ = ("report", "account_id", "num_samples", "flops_per_sample", "policy_version", "flops_per_credit", "flops", "credits")
+    __slots__ = ("report", "account_id", "num_samples", "flops_per_sample", "policy_version", "flops_per_credit", "flops", "credits", "data_share_ppm", "data")
     REPORT_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,8 @@ class CreditGrant(_message.Message):
     FLOPS_PER_CREDIT_FIELD_NUMBER: _ClassVar[int]
     FLOPS_FIELD_NUMBER: _ClassVar[int]
     CREDITS_FIELD_NUMBER: _ClassVar[int]
+    DATA_SHARE_PPM_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
     report: bytes
     account_id: str
     num_samples: int
@@ -24,7 +26,21 @@ class CreditGrant(_message.Message):
     flops_per_credit: int
     flops: int
     credits: str
-    def __init__(self, report: _Optional[bytes] = ..., account_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., flops_per_sample: _Optional[int] = ..., policy_version: _Optional[int] = ..., flops_per_credit: _Optional[int] = ..., flops: _Optional[int] = ..., credits: _Optional[str] = ...) -> None: ...
+    data_share_ppm: int
+    data: _containers.RepeatedCompositeFieldContainer[DataCredit]
+    def __init__(self, report: _Optional[bytes] = ..., account_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., flops_per_sample: _Optional[int] = ..., policy_version: _Optional[int] = ..., flops_per_credit: _Optional[int] = ..., flops: _Optional[int] = ..., credits: _Optional[str] = ..., data_share_ppm: _Optional[int] = ..., data: _Optional[_Iterable[_Union[DataCredit, _Mapping]]] = ...) -> None: ...
+
+class DataCredit(_message.Message):
+    __slots__ = ("owner", "num_samples", "flops", "credits")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    FLOPS_FIELD_NUMBER: _ClassVar[int]
+    CREDITS_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    num_samples: int
+    flops: int
+    credits: str
+    def __init__(self, owner: _Optional[str] = ..., num_samples: _Optional[int] = ..., flops: _Optional[int] = ..., credits: _Optional[str] = ...) -> None: ...
 
 class Vest(_message.Message):
     __slots__ = ("account_id", "grant_indices", "flops")

@@ -78,18 +78,20 @@ class HivemindSettings(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., target_batch_size: _Optional[int] = ..., matchmaking_time: _Optional[float] = ..., averaging_timeout: _Optional[float] = ..., compression: _Optional[str] = ..., learning_rate: _Optional[float] = ...) -> None: ...
 
 class CreditPolicy(_message.Message):
-    __slots__ = ("version", "flops_per_credit", "sampling_rate", "escrow_depth", "new_account_checks")
+    __slots__ = ("version", "flops_per_credit", "sampling_rate", "escrow_depth", "new_account_checks", "data_share_ppm")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FLOPS_PER_CREDIT_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_RATE_FIELD_NUMBER: _ClassVar[int]
     ESCROW_DEPTH_FIELD_NUMBER: _ClassVar[int]
     NEW_ACCOUNT_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    DATA_SHARE_PPM_FIELD_NUMBER: _ClassVar[int]
     version: int
     flops_per_credit: int
     sampling_rate: float
     escrow_depth: int
     new_account_checks: int
-    def __init__(self, version: _Optional[int] = ..., flops_per_credit: _Optional[int] = ..., sampling_rate: _Optional[float] = ..., escrow_depth: _Optional[int] = ..., new_account_checks: _Optional[int] = ...) -> None: ...
+    data_share_ppm: int
+    def __init__(self, version: _Optional[int] = ..., flops_per_credit: _Optional[int] = ..., sampling_rate: _Optional[float] = ..., escrow_depth: _Optional[int] = ..., new_account_checks: _Optional[int] = ..., data_share_ppm: _Optional[int] = ...) -> None: ...
 
 class Manifest(_message.Message):
     __slots__ = ("format_version", "name", "description", "origin", "swarm_seed", "community", "task", "datasets", "hivemind", "bootstrap_peers", "tracker_address", "credit_policy")

@@ -142,7 +142,7 @@ class BalancesRequest(_message.Message):
     def __init__(self, account_id: _Optional[str] = ...) -> None: ...
 
 class Balance(_message.Message):
-    __slots__ = ("account_id", "granted_flops", "escrow_flops", "vested_flops", "forfeited_flops", "strikes", "banned", "checks_pending")
+    __slots__ = ("account_id", "granted_flops", "escrow_flops", "vested_flops", "forfeited_flops", "strikes", "banned", "checks_pending", "data_granted_flops", "data_escrow_flops", "data_vested_flops", "data_forfeited_flops")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     GRANTED_FLOPS_FIELD_NUMBER: _ClassVar[int]
     ESCROW_FLOPS_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +151,10 @@ class Balance(_message.Message):
     STRIKES_FIELD_NUMBER: _ClassVar[int]
     BANNED_FIELD_NUMBER: _ClassVar[int]
     CHECKS_PENDING_FIELD_NUMBER: _ClassVar[int]
+    DATA_GRANTED_FLOPS_FIELD_NUMBER: _ClassVar[int]
+    DATA_ESCROW_FLOPS_FIELD_NUMBER: _ClassVar[int]
+    DATA_VESTED_FLOPS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FORFEITED_FLOPS_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     granted_flops: int
     escrow_flops: int
@@ -159,7 +163,11 @@ class Balance(_message.Message):
     strikes: int
     banned: bool
     checks_pending: int
-    def __init__(self, account_id: _Optional[str] = ..., granted_flops: _Optional[int] = ..., escrow_flops: _Optional[int] = ..., vested_flops: _Optional[int] = ..., forfeited_flops: _Optional[int] = ..., strikes: _Optional[int] = ..., banned: _Optional[bool] = ..., checks_pending: _Optional[int] = ...) -> None: ...
+    data_granted_flops: int
+    data_escrow_flops: int
+    data_vested_flops: int
+    data_forfeited_flops: int
+    def __init__(self, account_id: _Optional[str] = ..., granted_flops: _Optional[int] = ..., escrow_flops: _Optional[int] = ..., vested_flops: _Optional[int] = ..., forfeited_flops: _Optional[int] = ..., strikes: _Optional[int] = ..., banned: _Optional[bool] = ..., checks_pending: _Optional[int] = ..., data_granted_flops: _Optional[int] = ..., data_escrow_flops: _Optional[int] = ..., data_vested_flops: _Optional[int] = ..., data_forfeited_flops: _Optional[int] = ...) -> None: ...
 
 class BalancesResponse(_message.Message):
     __slots__ = ("flops_per_credit", "tree_size", "balances")

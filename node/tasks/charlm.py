@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from potluck.datasets import check_sha256
 from potluck.errors import ConfigError
 from potluck.node.tasks.base import TaskBase, require_positive_int
-from potluck.node.tasks.windows import Windows
+from potluck.windows import Windows
 
 VOCAB_SIZE = 256
 

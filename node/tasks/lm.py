@@ -1,5 +1,5 @@
 """`lm`: a causal language model of the Llama architecture (Hugging Face `transformers`), trained on
-the community's token shards (`potluck data prepare`, node/tasks/token_shards.py).
+the community's token shards (`potluck data prepare`, potluck/token_shards.py).
 
 A sample is a window of seq_len + 1 tokens that never crosses a shard's end, drawn by keyed hash
 as `charlm` draws byte windows. The vocabulary is the swarm's tokenizer's (`vocab_size`, which the
@@ -23,8 +23,8 @@ from torch.nn import functional as F
 
 from potluck.errors import ConfigError
 from potluck.node.tasks.base import TaskBase, require_positive_int
-from potluck.node.tasks.token_shards import decode_shard
-from potluck.node.tasks.windows import Windows
+from potluck.token_shards import decode_shard
+from potluck.windows import Windows
 
 
 class LMTask(TaskBase):

@@ -109,10 +109,12 @@ def _print_result(result: AuditResult) -> None:
     if result.num_compared:
         typer.echo(f"consistent with {result.num_compared} compared checkpoint(s)")
     if result.accounts and len(result.accounts) <= MAX_TABLE_ROWS and result.flops_per_credit:
-        table = Table("account", "granted", "escrow", "vested", "forfeited", "strikes", "banned")
+        table = Table("account", "granted", "escrow", "vested", "forfeited", "data granted", "data escrow",
+                      "data vested", "data forfeited", "strikes", "banned")
         for a in sorted(result.accounts.values(), key=lambda a: a.account_id):
             table.add_row(a.account_id[:12], *(credits_text(f, result.flops_per_credit) for f in (
-                a.granted_flops, a.escrow_flops, a.vested_flops, a.forfeited_flops)), str(a.strikes),
+                a.granted_flops, a.escrow_flops, a.vested_flops, a.forfeited_flops, a.data_granted_flops,
+                a.data_escrow_flops, a.data_vested_flops, a.data_forfeited_flops)), str(a.strikes),
                 "yes" if a.banned else "")
         Console(soft_wrap=True).print(table)
     elif result.accounts:
@@ -149,4 +151,6 @@ def receipt(
     if summary.kind == "grant":
         what = (f"grant of {summary.details['credits']} credits ({summary.details['flops']} flops, "
                 f"{summary.details['num_samples']} samples) to account {summary.account_id}")
+        what += "".join(f"; data credit of {d['credits']} ({d['num_samples']} samples) to owner {d['owner']}"
+                        for d in summary.details["data"])
     typer.echo(f"receipt OK: entry {summary.index} is in {summary.origin} at size {summary.tree_size}: {what}")

@@ -17,15 +17,16 @@ credits_app = new_group("Show compute credits and fetch receipts.")
 def credits_show(
     tracker: str | None = TRACKER_OPTION,
     state_dir: Path = STATE_DIR_OPTION,
-    account: str | None = typer.Option(None, "--account", help="Only this account (its 64-hex-digit id)."),
+    account: str | None = typer.Option(None, "--account",
+                                       help="Only this account (its 64-hex-digit id), or data owner (its name)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Show credit balances: granted, in escrow, vested and forfeited, as a leaderboard."""
+    """Show credit balances: compute and data credit, each granted, in escrow, vested and forfeited."""
     from potluck.cli.status import balance_rows, render_balances
-    from potluck.identity import parse_account_id
+    from potluck.identity import parse_credited
     from potluck.tracker_client import TrackerClient
 
-    account = parse_account_id(account, "--account") if account is not None else None
+    account = parse_credited(account, "--account") if account is not None else None
     with TrackerClient(tracker_address(tracker, state_dir)) as client:
         rows = balance_rows(client.balances(), account)
     typer.echo(json.dumps(rows, indent=2)) if as_json else render_balances(rows)

@@ -34,6 +34,8 @@ def data_prepare(
     vocab_size: int = typer.Option(8192, "--vocab-size", help="Tokens in the community's own BPE vocabulary."),
     shard_size: str = typer.Option("16M", "--shard-size", help="Largest token shard (bytes; K, M, G allowed)."),
     eval_share: float = typer.Option(0.05, "--eval-share", help="Share of every document held out for evaluation."),
+    tokenizer: Path | None = typer.Option(None, "--tokenizer",
+                                          help="Encode with an earlier run's tokenizer.json, not a new one."),
 ) -> None:
     """Train the community's tokenizer on its text and write token shards plus datasets.toml."""
     from rich.progress import Progress
@@ -43,7 +45,8 @@ def data_prepare(
     if out is None:
         raise ConfigError("-o: give the directory to write the tokenizer and shards into")
     config = PrepareConfig(name=name, license=license_, owner=owner, vocab_size=vocab_size,
-                           shard_bytes=parse_size(shard_size, "--shard-size"), eval_share=eval_share)
+                           shard_bytes=parse_size(shard_size, "--shard-size"), eval_share=eval_share,
+                           tokenizer=tokenizer)
     with Progress(transient=True) as progress:
         tasks: dict[str, int] = {}
 

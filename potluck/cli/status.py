@@ -19,7 +19,10 @@ def balance_rows(response: pb.BalancesResponse, account: str | None = None) -> l
     rows = [{"account_id": b.account_id, "granted": credits_text(b.granted_flops, unit),
              "escrow": credits_text(b.escrow_flops, unit), "vested": credits_text(b.vested_flops, unit),
              "forfeited": credits_text(b.forfeited_flops, unit), "strikes": b.strikes, "banned": b.banned,
-             "checks_pending": b.checks_pending, "_order": b.vested_flops + b.escrow_flops}
+             "checks_pending": b.checks_pending,
+             **{f"data_{column}": credits_text(getattr(b, f"data_{column}_flops"), unit)
+                for column in ("granted", "escrow", "vested", "forfeited")},
+             "_order": b.vested_flops + b.escrow_flops + b.data_vested_flops + b.data_escrow_flops}
             for b in response.balances if account is None or b.account_id == account]
     rows.sort(key=lambda row: -row.pop("_order"))
     return rows
@@ -45,7 +48,9 @@ def fetch_status(client: TrackerClient) -> dict:
                            "failures": {f.reason: f.volunteers for f in a.failures}} for a in status.averaging],
             "reports": status.num_reports, "ledger_entries": status.tree_size, "accounts": len(rows),
             "credits_vested": str(sum(Decimal(r["vested"]) for r in rows)),
-            "credits_escrow": str(sum(Decimal(r["escrow"]) for r in rows))}
+            "credits_escrow": str(sum(Decimal(r["escrow"]) for r in rows)),
+            "data_credits_vested": str(sum(Decimal(r["data_vested"]) for r in rows)),
+            "data_credits_escrow": str(sum(Decimal(r["data_escrow"]) for r in rows))}
 
 
 def render_status(status: dict) -> None:
@@ -71,10 +76,12 @@ def render_status(status: dict) -> None:
 
 
 def render_balances(rows: list[dict]) -> None:
-    table = Table(title="credits (1 credit = 1 PFLOP of verified training)")
-    for column in ("#", "account", "vested", "escrow", "forfeited", "strikes", "banned"):
+    table = Table(title="credits (1 credit = 1 PFLOP of verified training; data: for the text trained on)")
+    for column in ("#", "account", "vested", "escrow", "forfeited", "data vested", "data escrow", "data forfeited",
+                   "strikes", "banned"):
         table.add_column(column, justify="left" if column == "account" else "right")
     for rank, row in enumerate(rows, 1):
         table.add_row(str(rank), short_id(row["account_id"]), row["vested"], row["escrow"], row["forfeited"],
-                      str(row["strikes"]), "yes" if row["banned"] else "")
+                      row["data_vested"], row["data_escrow"], row["data_forfeited"], str(row["strikes"]),
+                      "yes" if row["banned"] else "")
     Console().print(table)

@@ -96,7 +96,7 @@ def swarm_start(
         31338, "--aux-port", help="TCP port of the averaging helper volunteers behind NAT need (not for a loopback "
                                   "--listen)."),
     no_aux_peer: bool = typer.Option(False, "--no-aux-peer", help="Run no averaging helper."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the manifest's dataset shards are."),
+    data_dir: list[Path] = typer.Option([], "--data-dir", help="Where the manifest's dataset shards are (repeatable)."),
     identity: Path | None = identity_option("The lead's"),
     resume: Path | None = typer.Option(
         None, "--resume", help="Start the model from this checkpoint (of the same task and parameters)."),
@@ -130,7 +130,7 @@ def swarm_start(
                                                public_host=public_host,
                                                aux_port=None if no_aux_peer or local else aux_port,
                                                announce_maddrs=tuple(check_maddr(m) for m in announce_maddr),
-                                               data_dir=data_dir, checkpoint_every=checkpoint_every,
+                                               data_dirs=tuple(data_dir), checkpoint_every=checkpoint_every,
                                                resume=resume),
               on_ready=announce)
 

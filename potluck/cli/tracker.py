@@ -19,7 +19,7 @@ def tracker_serve(
     state_dir: Path = typer.Option(SWARM_STATE_DIR, "--state-dir", help="Where the log key lives."),
     db: str | None = typer.Option(None, "--db", help="SQLite path or postgresql:// URL (default: in --state-dir)."),
     listen: str = typer.Option("127.0.0.1:50051", "--listen", help="HOST:PORT to serve on."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the manifest's dataset shards are."),
+    data_dir: list[Path] = typer.Option([], "--data-dir", help="Where the manifest's dataset shards are (repeatable)."),
 ) -> None:
     """Run the tracker alone, for an existing signed manifest and database."""
     import asyncio

@@ -1,18 +1,25 @@
 """A tracker that breaks the lead's signed policy is caught by `audit verify --lead-key`, and the
 failing entry is named: a friend credited at 1000x the price per sample, a grant vested before the
-escrow depth, a strike, forfeit or ban with no cause on the log. The same log with the arithmetic
-intact passes an audit that is not given the lead's key (that is what the auditor could not see)."""
+escrow depth, a strike, forfeit or ban with no cause on the log, data credit paid to the wrong owner.
+The same log with the arithmetic intact passes an audit that is not given the lead's key (that is
+what the auditor could not see)."""
+
+import hashlib
 
 import pytest
 from auditkit import Tracker
-from ledgerkit import FLOPS_PER_CREDIT, FLOPS_PER_SAMPLE, ORIGIN, grant, vest
+from ledgerkit import FLOPS_PER_CREDIT, FLOPS_PER_SAMPLE, ORIGIN, grant, signed_report, vest
 
-from potluck.entries import grant_entry, serialize_entry
+from potluck.data_credit import DataSplit
+from potluck.entries import DataCredit, credits_text, grant_entry, serialize_entry
 from potluck.identity import AccountKey
 from potluck.manifest import sign_manifest
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.ledger_pb2 import Forfeit, LedgerEntry, Strike
+from potluck.proto.manifest_pb2 import Manifest
+from potluck.proto.report_pb2 import ContributionReport
 from potluck.proto.tracker_pb2_grpc import TrackerServicer
+from potluck.signing import parse_envelope
 from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template
 
 pytestmark = pytest.mark.timeout(90)
@@ -116,3 +123,46 @@ def test_a_manifest_not_signed_by_the_given_lead_is_refused(tracker, tmp_path):
     result = audit(tracker, honest_log(), tmp_path, "--lead-key", AccountKey.generate().account_id)
     assert result.exit_code == 1
     assert "manifest" in result.output and "signer" in result.output, result.output
+
+
+def text_manifest() -> Manifest:
+    """A charlm swarm on two shards of text with different owners (Ana's and Bea's)."""
+    manifest = parse_swarm_config(render_swarm_template("text").replace('name = "synthetic"', 'name = "charlm"', 1)
+                                  .replace("# Task parameters; anything left out takes the task's default.",
+                                           "seq_len = 16"))
+    for owner, text in (("Archivo de Ana", b"a" * 300), ("Biblioteca de Bea", b"b" * 200)):
+        manifest.datasets.add(name=owner[:6], sha256=hashlib.sha256(text).hexdigest(), size_bytes=len(text),
+                              license="CC0-1.0", owner=owner)
+    manifest.origin, manifest.task.flops_per_sample = ORIGIN, FLOPS_PER_SAMPLE
+    manifest.credit_policy.version, manifest.credit_policy.flops_per_credit = 1, FLOPS_PER_CREDIT
+    return manifest
+
+
+def test_data_credit_to_the_wrong_owner_or_none_is_caught(tmp_path):
+    manifest = text_manifest()
+    split, policy = DataSplit(manifest), manifest.credit_policy
+
+    def text_grant(account, sequence, data=None):
+        report = signed_report(account, sequence, num_samples=256)
+        parsed = ContributionReport.FromString(parse_envelope(report).payload)
+        return grant_entry(origin=ORIGIN, report=report, account_id=account.account_id, num_samples=256,
+                           flops_per_sample=FLOPS_PER_SAMPLE, policy_version=1, flops_per_credit=FLOPS_PER_CREDIT,
+                           logged_at_ms=1, data_share_ppm=policy.data_share_ppm,
+                           data=split.credits(parsed, FLOPS_PER_SAMPLE, FLOPS_PER_CREDIT) if data is None else data)
+
+    honest = [text_grant(ALICE, 1), text_grant(BOB, 1)]
+    assert {c.owner for c in honest[0].grant.data} == {"Archivo de Ana", "Biblioteca de Bea"}
+    friend = honest[1].grant.data  # Bob's samples all paid to Bea (arithmetic consistent), none to Ana
+    everything = DataCredit(owner="Biblioteca de Bea", num_samples=256, flops=256 * FLOPS_PER_SAMPLE // 10,
+                            credits=credits_text(256 * FLOPS_PER_SAMPLE // 10, FLOPS_PER_CREDIT))
+    assert len(friend) == 2 and policy.data_share_ppm == 100_000
+    t = Tracker(tmp_path, tracker_service=lambda key: ManifestService(sign_manifest(manifest, LEAD), key))
+    try:
+        assert audit(t, honest, tmp_path, "--lead-key", LEAD.account_id).exit_code == 0
+        for lie, expected in ((text_grant(BOB, 1, [everything]), "expected data credits for samples by owner "),
+                              (text_grant(BOB, 1, []), "got none")):
+            entries = [honest[0], lie]
+            assert audit(t, entries, tmp_path).exit_code == 0  # without the manifest, nothing to see
+            caught(audit(t, entries, tmp_path, "--lead-key", LEAD.account_id), "entry 1: ", expected)
+    finally:
+        t.close()

@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -21,29 +22,67 @@ CORPUS = Path(__file__).parents[1] / "tracker" / "corpus_es"
 VOCAB = 300
 PARAMS = f"vocab_size = {VOCAB}\nhidden_size = 64\nnum_layers = 2\nnum_heads = 4\nseq_len = 32"
 EPOCHS, BATCH = 6, 16
+OWNERS = ("Archivo de Ana", "Biblioteca de Bea")
+
+
+def first_grant(swarm) -> int:
+    """The ledger index of the first grant (the first entries are the volunteers' bindings)."""
+    from potluck.entries import decode_entry
+    from potluck.tracker_client import TrackerClient
+
+    with TrackerClient(swarm.info["tracker"]) as client:
+        entries = [data for chunk in client.entries(0, min(client.balances().tree_size, 32)) for data in chunk]
+    for index, data in enumerate(entries):
+        if decode_entry(data).WhichOneof("kind") == "grant":
+            return index
+    raise AssertionError("no grant among the first entries")
+
+
+def split_corpus(work: Path) -> tuple[Path, Path]:
+    """The text in two halves, as if two owners had given one each (paragraphs, in order)."""
+    paragraphs = (CORPUS / "quijote-1.txt").read_text().split("\n\n")
+    halves = (work / "ana", work / "bea")
+    for half, part in zip(halves, (paragraphs[:len(paragraphs) // 2], paragraphs[len(paragraphs) // 2:]), strict=True):
+        half.mkdir()
+        (half / "quijote.txt").write_text("\n\n".join(part))
+    return halves
 
 
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory):
     work = tmp_path_factory.mktemp("lm")
     runner = LocalSwarm(work, num_nodes=2)  # for its CLI runner only
-    done = runner.run_cli("data", "prepare", str(CORPUS), "-o", str(work / "data"), "--name", "quijote",
-                          "--license", "LicenseRef-public-domain", "--owner", "Biblioteca", "--vocab-size",
-                          str(VOCAB), "--eval-share", "0.15", home=work / "lead", timeout=120)
-    assert done.returncode == 0, done.stderr
+    ana, bea = split_corpus(work)
+    # Ana's half trains the community's tokenizer; Bea's is encoded with it: one vocabulary, two owners.
+    tokenizer = ("--tokenizer", str(work / "data-ana" / "ana-tokenizer.json"))
+    for half, name, owner, extra in ((ana, "ana", OWNERS[0], ()), (bea, "bea", OWNERS[1], tokenizer)):
+        done = runner.run_cli("data", "prepare", str(half), "-o", str(work / f"data-{name}"), "--name", name,
+                              "--license", "LicenseRef-public-domain", "--owner", owner, "--vocab-size", str(VOCAB),
+                              "--eval-share", "0.15", *extra, home=work / "lead", timeout=120)
+        assert done.returncode == 0, done.stderr
     config = local_swarm_config("lm", num_nodes=2, batch_size=BATCH).replace('name = "synthetic"', 'name = "lm"', 1)
-    config = config.replace(TASK_PARAMS, PARAMS) + "\n" + (work / "data" / "datasets.toml").read_text()
+    config = config.replace(TASK_PARAMS, PARAMS) + "".join(
+        "\n" + (work / f"data-{name}" / "datasets.toml").read_text() for name in ("ana", "bea"))
     running = LocalSwarm(work, config_text=config, num_nodes=2,
-                         swarm_args=("--data-dir", str(work / "data"), "--checkpoint-every", "2"))
+                         swarm_args=("--data-dir", str(work / "data-ana"), "--data-dir", str(work / "data-bea"),
+                                     "--checkpoint-every", "2"))
+    lead = work / "lead"
     try:
         running.start()
         for name in ("v1", "v2"):
             running.start_node(name, max_epochs=EPOCHS, extra=("--batch-size", str(BATCH)))
         running.codes = running.wait_nodes(420)
         running.final = json.loads(running.run_cli("swarm", "status", "--state-dir", str(running.state_dir),
-                                                   "--json", home=work / "lead").stdout)
+                                                   "--json", home=lead).stdout)
+        running.credits = json.loads(running.run_cli("credits", "show", "--state-dir", str(running.state_dir),
+                                                     "--json", home=lead).stdout)
+        running.audit = running.run_cli("audit", "verify", "--tracker", running.info["tracker"], "--log-key",
+                                        str(running.state_dir / "log.pub"), "--lead-key", running.info["lead"],
+                                        "--state-dir", str(work / "audit"), "--json", home=lead, timeout=120)
+        running.receipt = running.run_cli("credits", "receipt", "--tracker", running.info["tracker"], "--index",
+                                          str(first_grant(running)), "-o", str(work / "grant.receipt"), home=lead)
         running.export = running.run_cli("model", "export", "--state-dir", str(running.state_dir), "-o",
-                                          str(work / "out"), "--data-dir", str(work / "data"), home=work / "lead",
+                                          str(work / "out"), "--data-dir", str(work / "data-ana"), home=lead,
                                           timeout=120)
     finally:
         running.stop()
@@ -81,7 +120,36 @@ def test_the_export_loads_in_transformers_and_its_card_names_the_volunteers(swar
     accounts = [json.loads(swarm.run_cli("identity", "show", "--json", home=swarm.workdir / n).stdout)["account_id"]
                 for n in ("v1", "v2")]
     assert all(a[:16] in card for a in accounts), card
-    assert "LicenseRef-public-domain" in card and "Biblioteca" in card and "held-out loss: " in card
+    assert "LicenseRef-public-domain" in card and all(owner in card for owner in OWNERS) and "held-out loss: " in card
+
+
+def test_each_owner_of_the_text_earns_the_data_credit_the_audit_recomputes(swarm):
+    """Two shards of two owners: the tracker's data credit for each is what `audit verify --lead-key`
+    recomputes from the grants (their reports' draw, the signed manifest's share), apart from compute."""
+    assert swarm.audit.returncode == 0, swarm.audit.stdout + swarm.audit.stderr
+    audited = json.loads(swarm.audit.stdout)
+    assert audited["policy_checked"] and audited["balances_compared"], audited
+    rows = {row["account_id"]: row for row in swarm.credits}
+    volunteers = [a for a in rows if a not in OWNERS]
+    assert len(volunteers) == 2
+    for owner in OWNERS:
+        row, replayed = rows[owner], audited["accounts"][owner]
+        print(f"\n{owner}: data credit {row['data_granted']} granted, {row['data_vested']} vested")
+        assert Decimal(row["data_granted"]) > 0 and row["granted"] == "0"  # data credit only: no compute
+        for column in ("granted", "escrow", "vested", "forfeited"):
+            assert row[f"data_{column}"] == replayed[f"data_{column}_credits"], (owner, column, row, replayed)
+    # The share: a tenth of the compute (rounded down per owner and grant), the volunteers earn no data credit.
+    compute = sum(audited["accounts"][a]["granted_flops"] for a in volunteers)
+    data = sum(audited["accounts"][o]["data_granted_flops"] for o in OWNERS)
+    assert compute // 10 - swarm.final["reports"] * 2 <= data <= compute // 10
+    assert all(audited["accounts"][a]["data_granted_flops"] == 0 for a in volunteers)
+    # A receipt of one grant proves the owners' data credit in it, offline, as it proves the compute.
+    assert swarm.receipt.returncode == 0, swarm.receipt.stderr
+    checked = swarm.run_cli("audit", "receipt", str(swarm.workdir / "grant.receipt"), "--log-key",
+                            str(swarm.state_dir / "log.pub"), "--json", home=swarm.workdir / "lead")
+    assert checked.returncode == 0, checked.stderr
+    proven = json.loads(checked.stdout)
+    assert proven["kind"] == "grant" and {d["owner"] for d in proven["data"]} <= set(OWNERS) and proven["data"]
 
 
 def test_nothing_is_left_running(swarm):

@@ -59,7 +59,7 @@ def test_answers_verify(served):
     ("GetReceipt", pb.ReceiptRequest(index=2500), grpc.StatusCode.OUT_OF_RANGE, "no entry 2500"),
     ("GetEntries", pb.EntriesRequest(start=10, end=2), grpc.StatusCode.INVALID_ARGUMENT, "start 10 is after end 2"),
     ("GetEntries", pb.EntriesRequest(start=0, end=2501), grpc.StatusCode.OUT_OF_RANGE, "the log has 2500"),
-    ("GetBalances", pb.BalancesRequest(account_id="xyz"), grpc.StatusCode.INVALID_ARGUMENT, "64 hex digits"),
+    ("GetBalances", pb.BalancesRequest(account_id="x\ny"), grpc.StatusCode.INVALID_ARGUMENT, "64 hex digits"),
 ])
 def test_bad_requests_get_precise_statuses_and_the_server_stays_up(served, call, request_, code, reason):
     _, stub, _ = served

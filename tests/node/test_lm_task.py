@@ -15,8 +15,8 @@ from windowkit import node_windows
 
 from potluck.errors import ConfigError
 from potluck.node.tasks import get_task
-from potluck.node.tasks.token_shards import decode_shard, encode_shard
 from potluck.proto.report_pb2 import ContributionReport
+from potluck.token_shards import decode_shard, encode_shard
 from potluck.tracker.data import PrepareConfig, prepare_dataset
 from potluck.tracker.verifier.recompute import LOSS_RTOL, SKETCH_RTOL, compare, pick_segments, recompute
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from potluck.cli import app
 from potluck.datasets import find_shard
-from potluck.node.tasks.token_shards import decode_shard
+from potluck.token_shards import decode_shard
 from potluck.tracker.data.prepare import END_OF_TEXT
 from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template
 
@@ -79,6 +79,23 @@ def test_documents_are_normalised_to_nfc_and_jsonl_is_read(tmp_path):
                                                                    + "niño " * 50 + END_OF_TEXT)
 
 
+def test_a_second_owners_text_is_encoded_with_the_first_runs_tokenizer(tmp_path):
+    assert prepare(str(CORPUS), "-o", "ana", "--name", "ana", "--license", LICENSE, "--owner", "Ana",
+                   "--vocab-size", "300", cwd=tmp_path).returncode == 0
+    (tmp_path / "bea.txt").write_text("Otra historia, de otra dueña. " * 40)
+    done = prepare("bea.txt", "-o", "bea", "--name", "bea", "--license", "CC-BY-4.0", "--owner", "Bea",
+                   "--tokenizer", "ana/ana-tokenizer.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    tables = tomllib.loads((tmp_path / "bea" / "datasets.toml").read_text())["datasets"]
+    assert [(t["kind"], t["owner"]) for t in tables] == [("train", "Bea"), ("eval", "Bea")]  # no second tokenizer
+    tokenizer = Tokenizer.from_file(str(tmp_path / "ana" / "ana-tokenizer.json"))
+    tokens = decode_shard((tmp_path / "bea" / "bea-train-000.tokens").read_bytes()).tolist()
+    assert tokenizer.decode(tokens).startswith("Otra historia, de otra dueña.")
+    both = render_swarm_template("s") + "".join("\n" + (tmp_path / d / "datasets.toml").read_text()
+                                                for d in ("ana", "bea"))
+    assert sorted({d.owner for d in parse_swarm_config(both).datasets}) == ["Ana", "Bea"]
+
+
 @pytest.mark.parametrize(("setup", "args", "error"), [
     (lambda d: (d / "bad.txt").write_bytes("válido".encode() + b"\xff rest"), ["bad.txt"],
      "bad.txt: not UTF-8 at byte 7"),
@@ -93,6 +110,10 @@ def test_documents_are_normalised_to_nfc_and_jsonl_is_read(tmp_path):
     (lambda d: None, [str(CORPUS), "--shard-size", "lots"], "--shard-size: must be a size such as 16M"),
     (lambda d: (d / "out").mkdir() or (d / "out" / "keep.txt").write_text("mine"), [str(CORPUS)],
      "-o out: must be a new or empty directory"),
+    (lambda d: (d / "t.json").write_text("{}"), [str(CORPUS), "--tokenizer", "t.json"],
+     "--tokenizer t.json: not a tokenizer.json"),
+    (lambda d: None, [str(CORPUS), "--tokenizer", "none.json"], "--tokenizer none.json: cannot read it"),
+    (lambda d: None, [str(CORPUS), "--owner", "two\nlines"], "--owner: must be an account id (64 hex digits) or"),
 ])
 def test_bad_input_is_one_line_naming_the_file_and_the_fault(tmp_path, setup, args, error):
     setup(tmp_path)

@@ -4,9 +4,13 @@ What it writes into the output directory (which must be new or empty: nothing is
 
 - `<name>-tokenizer.json`: a byte-level BPE tokenizer (Hugging Face `tokenizers`) trained on the corpus,
   with one special token, END_OF_TEXT, that ends every document;
-- `<name>-train-NNN.tokens` and `<name>-eval-NNN.tokens`: token shards (node/tasks/token_shards.py),
+- `<name>-train-NNN.tokens` and `<name>-eval-NNN.tokens`: token shards (potluck/token_shards.py),
   each at most `shard_bytes`; the held-out (eval) text is the last `eval_share` of every document's
   tokens, so a corpus of one long document is split too, and nothing held out is trained on;
+With `tokenizer` (`--tokenizer PATH`, a tokenizer an earlier run wrote), the text is encoded with it and
+no tokenizer is trained or written: so a second owner's text joins a swarm's, each shard credited to
+its own owner (potluck/data_credit.py), all in one vocabulary.
+
 - `datasets.toml`: one `[[datasets]]` table per file (name, sha256, size, licence, owner, kind =
   train | eval | tokenizer) to append to swarm.toml as it is. Each table's name is its file's, so
   `swarm start --data-dir DIR` finds the files.
@@ -25,7 +29,8 @@ import numpy as np
 
 from potluck.atomic_file import write_file_atomically
 from potluck.errors import ConfigError
-from potluck.node.tasks.token_shards import encode_shard, token_width
+from potluck.identity import parse_credited
+from potluck.token_shards import encode_shard, token_width
 from potluck.tracker.data.corpus import find_corpus_files, read_documents
 
 END_OF_TEXT = "<|endoftext|>"
@@ -46,6 +51,7 @@ class PrepareConfig:
     vocab_size: int = 8192
     shard_bytes: int = 16 << 20
     eval_share: float = 0.05
+    tokenizer: Path | None = None  # encode with this tokenizer.json instead of training one
 
     def check(self) -> None:
         if not NAME_RE.fullmatch(self.name):
@@ -53,6 +59,7 @@ class PrepareConfig:
         for flag, value in (("--license", self.license), ("--owner", self.owner)):
             if not value.strip():
                 raise ConfigError(f"{flag}: must not be empty (every dataset names its licence and its owner)")
+        parse_credited(self.owner, "--owner")  # what swarm.toml takes: an account id, or a one-line name
         if not MIN_VOCAB <= self.vocab_size <= MAX_VOCAB:
             raise ConfigError(f"--vocab-size: must be from {MIN_VOCAB} to {MAX_VOCAB} (got {self.vocab_size})")
         if self.shard_bytes < MIN_SHARD_BYTES:
@@ -76,11 +83,15 @@ def prepare_dataset(paths: list[Path], out: Path, config: PrepareConfig,
             yield from read_documents(path)
         report(stage, len(files), len(files))
 
-    tokenizer = _train_tokenizer(documents("training the tokenizer on"), config.vocab_size)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer_path = out / f"{config.name}-tokenizer.json"
-    write_file_atomically(tokenizer_path, tokenizer.to_str().encode())
-    tables = [_table(tokenizer_path, config, "tokenizer")]
+    if config.tokenizer is not None:
+        tokenizer, tables = _read_tokenizer(config.tokenizer), []
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        tokenizer = _train_tokenizer(documents("training the tokenizer on"), config.vocab_size)
+        out.mkdir(parents=True, exist_ok=True)
+        tokenizer_path = out / f"{config.name}-tokenizer.json"
+        write_file_atomically(tokenizer_path, tokenizer.to_str().encode())
+        tables = [_table(tokenizer_path, config, "tokenizer")]
     writers = {kind: _ShardWriter(out, f"{config.name}-{kind}", token_width(tokenizer.get_vocab_size()),
                                   config.shard_bytes) for kind in ("train", "eval")}
     end = tokenizer.token_to_id(END_OF_TEXT)
@@ -98,6 +109,20 @@ def prepare_dataset(paths: list[Path], out: Path, config: PrepareConfig,
         raise ConfigError(f"{', '.join(map(str, paths))}: the corpus holds no text to train on")
     write_file_atomically(out / "datasets.toml", _datasets_toml(tables, tokenizer.get_vocab_size()).encode())
     return tables
+
+
+def _read_tokenizer(path: Path):
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_str(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"--tokenizer {path}: cannot read it ({e.strerror})") from None
+    except Exception as e:  # not UTF-8, or not a tokenizer: what tokenizers says, on one line
+        raise ConfigError(f"--tokenizer {path}: not a tokenizer.json ({str(e).splitlines()[0][:120]})") from None
+    if tokenizer.token_to_id(END_OF_TEXT) is None:
+        raise ConfigError(f"--tokenizer {path}: has no {END_OF_TEXT} token (use one `potluck data prepare` wrote)")
+    return tokenizer
 
 
 def _train_tokenizer(documents: Iterator[str], vocab_size: int):

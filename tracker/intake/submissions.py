@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from potluck.data_credit import DataSplit
 from potluck.entries import grant_entry, report_dedup_key
 from potluck.manifest import SignedManifest
 from potluck.proto import tracker_pb2 as pb
@@ -62,6 +63,7 @@ class Submissions:
         self.manifest, self.ledger, self.writer, self.intake = manifest, ledger, writer, intake
         self.opening: OpeningPool | None = None
         self.verification, self.stats, self.flops_per_sample = verification, stats, flops_per_sample
+        self.data_split = DataSplit(manifest.manifest)  # who owns the text each grant's samples came from
         self.queue: asyncio.Queue[tuple[list[bytes], asyncio.Future]] = asyncio.Queue()
         self.in_flight: dict[bytes, asyncio.Future] = {}  # dedup key -> the ack of those bytes, in progress
         self.logging: set[asyncio.Task] = set()
@@ -170,7 +172,8 @@ class Submissions:
         entries = [grant_entry(origin=self.manifest.origin, report=envelopes[position], account_id=report.account_id,
                                num_samples=report.num_samples, flops_per_sample=self.flops_per_sample,
                                policy_version=policy.version, flops_per_credit=policy.flops_per_credit,
-                               logged_at_ms=logged_at_ms)
+                               logged_at_ms=logged_at_ms, data_share_ppm=policy.data_share_ppm,
+                               data=self.data_split.credits(report, self.flops_per_sample, policy.flops_per_credit))
                    for position, report in admitted]
         accounts = self.intake.accounts
         try:

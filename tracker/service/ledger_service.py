@@ -11,7 +11,7 @@ import asyncio
 import grpc
 
 from potluck.errors import ConfigError
-from potluck.identity import parse_account_id
+from potluck.identity import parse_credited
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.tracker_pb2_grpc import LedgerServicer
 from potluck.tracker.ledger import MAX_ENTRIES_PER_READ, Ledger, LedgerRangeError
@@ -62,7 +62,7 @@ class LedgerService(LedgerServicer):
         account = request.account_id
         if account:
             try:
-                account = parse_account_id(account, "account_id")
+                account = parse_credited(account, "account_id")
             except ConfigError as e:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         with self.ledger.lock:
@@ -71,7 +71,10 @@ class LedgerService(LedgerServicer):
             balances = [pb.Balance(account_id=a.account_id, granted_flops=a.granted_flops,
                                    escrow_flops=a.escrow_flops, vested_flops=a.vested_flops,
                                    forfeited_flops=a.forfeited_flops, strikes=a.strikes, banned=a.banned,
-                                   checks_pending=len(getattr(a, "awaiting", ())))
+                                   checks_pending=len(getattr(a, "awaiting", ())),
+                                   data_granted_flops=a.data_granted_flops, data_escrow_flops=a.data_escrow_flops,
+                                   data_vested_flops=a.data_vested_flops,
+                                   data_forfeited_flops=a.data_forfeited_flops)
                         for a in sorted(accounts, key=lambda a: a.account_id)]
         return pb.BalancesResponse(flops_per_credit=self.flops_per_credit, tree_size=size, balances=balances)
 

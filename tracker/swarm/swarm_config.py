@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from potluck.address import check_host_port
+from potluck.entries import PPM
 from potluck.errors import ConfigError
+from potluck.identity import MAX_OWNER_CHARS, parse_credited
 from potluck.manifest import MANIFEST_FORMAT_VERSION
 from potluck.proto.manifest_pb2 import (
     Community,
@@ -93,6 +95,25 @@ class _Table:
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
 
 
+def _owner(shard: _Table) -> str:
+    """Who is credited for a shard's text: an account id (lowercased), or a name."""
+    owner = shard.take_str("owner")
+    try:
+        return parse_credited(owner, "owner")
+    except ConfigError:
+        raise shard.error("owner", f"must be an account id or a name of up to {MAX_OWNER_CHARS} printable "
+                                   f"characters", owner) from None
+
+
+def _data_share_ppm(credits: _Table) -> int:
+    """`data_share` (absent: 0, no owner credited) in the parts per million grants carry."""
+    share = credits.take_number("data_share", float, 0.0, 1.0, default=0.0)
+    ppm = round(share * PPM)
+    if abs(ppm / PPM - share) > 1e-12:
+        raise credits.error("data_share", "must have at most 6 decimal places", share)
+    return ppm
+
+
 def _param_value(value: Any) -> ParamValue:
     if isinstance(value, bool):
         return ParamValue(bool_value=value)
@@ -134,7 +155,7 @@ def _load_dataset(source: str, number: int, table: Any) -> DatasetShard:
         sha256=shard.take_str("sha256", SHA256_RE, "must be 64 lowercase hex digits"),
         size_bytes=shard.take_number("size_bytes", int, 1),
         license=shard.take_str("license", re.compile(r"\S.*"), "must not be empty"),
-        owner=shard.take_str("owner", re.compile(r"\S.*"), "must not be empty"),
+        owner=_owner(shard),
         kind=shard.take_str("kind", DATASET_KIND_RE, "must be train, eval or tokenizer", "train"),
     )
     shard.finish()
@@ -212,6 +233,7 @@ def parse_swarm_config(text: str, source: str = "swarm.toml") -> Manifest:
         sampling_rate=credits.take_number("sampling_rate", float, 0.001, 1.0),
         new_account_checks=credits.take_number("new_account_checks", int, 0, 1_000_000),
         escrow_depth=credits.take_number("escrow_depth", int, 0, 1_000_000),
+        data_share_ppm=_data_share_ppm(credits),
     )
     problem = deterrence_problem(policy.sampling_rate, policy.escrow_depth)
     if problem is not None:

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,20 +47,21 @@ class SwarmStartConfig:
     announce_maddrs: tuple[str, ...] = ()  # the bootstrap peer's, where the lead knows better (a port forward)
     # The averaging helper for volunteers behind NAT (aux_peer.py), on this TCP port; None: none.
     aux_port: int | None = None
-    data_dir: Path | None
+    data_dirs: tuple[Path, ...] = ()  # where the manifest's dataset shards are, looked for in order
     checkpoint_every: int = 5
     # A checkpoint the swarm's model starts from instead of init_seed (of the same task and parameters):
     # signed into the manifest as a dataset of kind "init", served to volunteers like any shard.
     resume: Path | None = None
 
 
-def shards_in(data_dir: Path | None, manifest: Manifest) -> dict[str, Path]:
-    """The dataset shards the tracker serves, found by sha256 or name in `data_dir`."""
+def shards_in(data_dirs: Sequence[Path], manifest: Manifest) -> dict[str, Path]:
+    """The dataset shards the tracker serves, found by sha256 or name in `data_dirs`."""
     found = {}
     for shard in manifest.datasets:
-        path = find_shard(shard, [data_dir] if data_dir else [])
+        path = find_shard(shard, list(data_dirs))
         if path is None:
-            raise ConfigError(f"dataset shard {shard.name}: not found in --data-dir {data_dir} (by sha256 or name)")
+            where = ", ".join(map(str, data_dirs)) or "(none given)"
+            raise ConfigError(f"dataset shard {shard.name}: not found in --data-dir {where} (by sha256 or name)")
         found[shard.sha256] = path
     return found
 
@@ -87,7 +89,7 @@ def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *,
                        "join)", host, port)
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     manifest = Manifest.FromString(manifest.SerializeToString())  # filled in below: the caller's is left as it is
-    shards = shards_in(config.data_dir, manifest)
+    shards = shards_in(config.data_dirs, manifest)
     if config.resume is not None:
         shards[resumed_from(config.resume, manifest)] = config.resume
     announce = list(config.announce_maddrs) or [tcp_maddr(public, config.dht_port)]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import bisect
 import itertools
 
+from potluck.draw import derive_sample_seed, uniform_indices
 from potluck.errors import ConfigError
-from potluck.node.tasks.base import derive_sample_seed, uniform_indices
 
 
 class Windows:
