@@ -196,7 +196,9 @@ class TrainingWorker:
                 config.data_seed, config.account_id, window.epoch, window.num_steps, config.batch_size_per_step
             )
             optimizer.zero_grad()
-            loss = task.loss(model, task.batch_to(batch, self.device))
+            with torch.autocast(self.device.type, dtype=task.cuda_autocast or torch.float32,
+                                enabled=self.device.type == "cuda" and task.cuda_autocast is not None):
+                loss = task.loss(model, task.batch_to(batch, self.device))
             loss.backward()
             window.losses.append(loss.detach())
 

@@ -40,6 +40,9 @@ class TaskBase(ABC):
 
     name: ClassVar[str]
     param_defaults: ClassVar[dict[str, int | float | str | bool]]
+    # The dtype a node on CUDA trains in with autocast (None: float32). The verifier recomputes on CPU in
+    # float32, within tolerances measured on CPU windows: GPU windows' tolerance is not measured yet.
+    cuda_autocast: ClassVar[torch.dtype | None] = None
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         self.params: dict[str, Any] = self.validate_params(params or {})

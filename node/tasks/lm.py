@@ -31,6 +31,7 @@ class LMTask(TaskBase):
     """Next-token prediction with a Llama decoder on verified token shards."""
 
     name = "lm"
+    cuda_autocast = torch.bfloat16  # as Llama trains; on CPU it trains in float32
     param_defaults = {
         "vocab_size": 8192,
         "hidden_size": 128,
