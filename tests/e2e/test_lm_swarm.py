@@ -1,9 +1,11 @@
 """A community's model, end to end, on real Spanish text (tests/tracker/corpus_es, public domain):
 `data prepare`, a swarm of two volunteers on task `lm`, the tracker's held-out loss, a safetensors
-checkpoint, `model export`, and transformers loading the export and generating from it."""
+checkpoint, `model export`, transformers loading the export and generating from it, and the same
+swarm resumed from the checkpoint. The text is in two halves of two owners, each credited for it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -15,7 +17,12 @@ from pathlib import Path
 import pytest
 from proctree import descendant_pids
 
+from potluck.entries import decode_entry
+from potluck.manifest import initial_state_shard, verify_manifest
+from potluck.proto.report_pb2 import ContributionReport
+from potluck.signing import parse_envelope
 from potluck.tracker.swarm.local_swarm import TASK_PARAMS, LocalSwarm, local_swarm_config
+from potluck.tracker_client import TrackerClient
 
 pytestmark = pytest.mark.timeout(600)
 CORPUS = Path(__file__).parents[1] / "tracker" / "corpus_es"
@@ -25,17 +32,19 @@ EPOCHS, BATCH = 6, 16
 OWNERS = ("Archivo de Ana", "Biblioteca de Bea")
 
 
-def first_grant(swarm) -> int:
-    """The ledger index of the first grant (the first entries are the volunteers' bindings)."""
-    from potluck.entries import decode_entry
-    from potluck.tracker_client import TrackerClient
+def grants(swarm) -> list[tuple[int, ContributionReport]]:
+    """(ledger index, report) of every grant in the swarm's log."""
+    with TrackerClient(swarm.info["tracker"], rpc_timeout=20) as client:
+        entries = [decode_entry(d) for chunk in client.entries(0, client.status().tree_size) for d in chunk]
+    return [(index, ContributionReport.FromString(parse_envelope(e.grant.report).payload))
+            for index, e in enumerate(entries) if e.WhichOneof("kind") == "grant"]
 
-    with TrackerClient(swarm.info["tracker"]) as client:
-        entries = [data for chunk in client.entries(0, min(client.balances().tree_size, 32)) for data in chunk]
-    for index, data in enumerate(entries):
-        if decode_entry(data).WhichOneof("kind") == "grant":
-            return index
-    raise AssertionError("no grant among the first entries")
+
+def mean_loss_by_epoch(logged: list[tuple[int, ContributionReport]]) -> dict[int, float]:
+    by_epoch: dict[int, list[float]] = {}
+    for _, report in logged:
+        by_epoch.setdefault(report.epoch, []).extend(report.losses)
+    return {epoch: sum(losses) / len(losses) for epoch, losses in sorted(by_epoch.items())}
 
 
 def split_corpus(work: Path) -> tuple[Path, Path]:
@@ -79,13 +88,31 @@ def swarm(tmp_path_factory):
         running.audit = running.run_cli("audit", "verify", "--tracker", running.info["tracker"], "--log-key",
                                         str(running.state_dir / "log.pub"), "--lead-key", running.info["lead"],
                                         "--state-dir", str(work / "audit"), "--json", home=lead, timeout=120)
+        logged = grants(running)
+        running.losses = mean_loss_by_epoch(logged)
         running.receipt = running.run_cli("credits", "receipt", "--tracker", running.info["tracker"], "--index",
-                                          str(first_grant(running)), "-o", str(work / "grant.receipt"), home=lead)
+                                          str(logged[0][0]), "-o", str(work / "grant.receipt"), home=lead)
         running.export = running.run_cli("model", "export", "--state-dir", str(running.state_dir), "-o",
                                           str(work / "out"), "--data-dir", str(work / "data-ana"), home=lead,
                                           timeout=120)
     finally:
         running.stop()
+    # The same swarm.toml again, from the newest checkpoint (as after losing the lead's state dir).
+    saved = sorted((running.state_dir / "checkpoints").glob("model-epoch-*.safetensors"),
+                   key=lambda path: int(path.stem.rsplit("-", 1)[1]))
+    running.checkpoint = saved[-1] if saved else None
+    if saved:
+        resumed = LocalSwarm(work / "resumed", config_text=config, num_nodes=1,
+                             swarm_args=("--data-dir", str(work / "data-ana"), "--data-dir", str(work / "data-bea"),
+                                         "--resume", str(saved[-1])))
+        try:
+            resumed.start()
+            resumed.start_node("v1", max_epochs=1, extra=("--batch-size", str(BATCH)))
+            running.resumed_codes = resumed.wait_nodes(300)
+            running.resumed_losses = mean_loss_by_epoch(grants(resumed))
+            running.resumed_manifest = verify_manifest((resumed.state_dir / "swarm.manifest").read_bytes()).manifest
+        finally:
+            resumed.stop()
     running.leftovers = descendant_pids(os.getpid())
     return running
 
@@ -150,6 +177,21 @@ def test_each_owner_of_the_text_earns_the_data_credit_the_audit_recomputes(swarm
     assert checked.returncode == 0, checked.stderr
     proven = json.loads(checked.stdout)
     assert proven["kind"] == "grant" and {d["owner"] for d in proven["data"]} <= set(OWNERS) and proven["data"]
+
+
+def test_a_swarm_resumed_from_the_checkpoint_starts_where_it_left_off(swarm):
+    assert swarm.checkpoint is not None, "the swarm saved no checkpoint"
+    assert swarm.resumed_codes == {"v1": 0}, swarm.resumed_codes
+    epoch = int(swarm.checkpoint.stem.rsplit("-", 1)[1])
+    fresh, at_checkpoint = swarm.losses[min(swarm.losses)], swarm.losses[epoch]
+    resumed = swarm.resumed_losses[min(swarm.resumed_losses)]
+    print(f"\nfirst epoch's training loss: {fresh:.3f} fresh, {at_checkpoint:.3f} at the checkpoint's epoch "
+          f"{epoch}, {resumed:.3f} resumed from it")
+    assert fresh - at_checkpoint > 0.5  # it learned something worth resuming
+    assert abs(resumed - at_checkpoint) < 0.3 * (fresh - at_checkpoint)  # where the checkpoint left it
+    # Its volunteers got that state from the signed manifest: a dataset of kind "init", the checkpoint's bytes.
+    init = initial_state_shard(swarm.resumed_manifest)
+    assert init == hashlib.sha256(swarm.checkpoint.read_bytes()).hexdigest()
 
 
 def test_nothing_is_left_running(swarm):
