@@ -12,6 +12,7 @@ from potluck.proto.manifest_pb2 import CreditPolicy as Policy
 from potluck.proto.report_pb2 import ContributionReport
 from potluck.signing import PURPOSE_REPORT, seal
 from potluck.tracker.credit import Accounts, CreditPolicy, Outcome, Verdict
+from potluck.tracker.credit.verdict import MAX_REASON_CHARS
 
 pytestmark = pytest.mark.timeout(30)
 KEY = AccountKey.generate()
@@ -181,3 +182,22 @@ def test_after_a_restart_escrowed_grants_are_held_for_a_check_but_a_struck_one_i
     assert restarted.escrowed() == [(ALICE, clean)]
     restarted.hold(ALICE, clean)
     assert restarted.accounts.get(ALICE).pending == {clean}
+
+
+def test_a_reason_of_any_size_fits_in_the_entries_it_decides(tmp_path):
+    """A failed check's reason echoes what the report and its peer said; an attacker sizes it. Every entry
+    it decides (strike, forfeit, ban) must still fit a ledger entry, or the writer's whole batch fails."""
+    from potluck.proto.wire import MAX_ENTRY_BYTES
+    from potluck.tracker.ledger import Ledger, load_or_create_log_key, open_store
+
+    log = Log()
+    grants = [log.grant(checked=True) for _ in range(4)]
+    huge = "x" * (MAX_ENTRY_BYTES + 1)
+    decided = log.policy.on_check(verdict(grants[0], Outcome.FAILED, reason=huge))
+    decided += log.policy.on_check(verdict(grants[1], Outcome.FAILED, reason=huge))
+    assert [e.WhichOneof("kind") for e in decided] == ["strike", "forfeit", "strike", "ban"]
+    for entry in decided:
+        body = getattr(entry, entry.WhichOneof("kind"))
+        assert len(body.reason) <= 2 * MAX_REASON_CHARS and "characters cut" in body.reason
+    ledger = Ledger(open_store(tmp_path / "l.sqlite"), origin="o", log_key=load_or_create_log_key(tmp_path, "o"))
+    assert len(ledger.append(log.entries + decided)) == len(log.entries) + len(decided)
