@@ -23,7 +23,17 @@ the CPU the node's supervisor process takes meanwhile, sampled from /proc: free 
 Both sides run with OMP_NUM_THREADS=--threads (default 1): on a shared 2-core machine, two OpenMP
 threads spin against the neighbours and the noise swamps the figure.
 
+`--task lm` measures the same on task `lm` instead (default: `synthetic`, as above): `potluck data prepare`
+on `--corpus` (default tests/tracker/corpus_es, the e2e test's Spanish text; vocabulary 300) and the e2e
+test's model (vocab 300, hidden 64, 2 layers, 4 heads, seq_len 32); the manifest names the shards (its
+datasets.toml) and the tracker serves them, so the node downloads and checks them as a volunteer does (before
+its first window); the bare loop and the worker build the task from the same training shard. Its defaults
+are smaller, to finish in under 7 minutes on 2 cores (measured 6.6): batch 16, 400 steps per epoch (6400
+samples, about 7 s a window on one core), 4 timed windows, 3 rounds. benchmarks/swarm_quality.py points here
+for this figure.
+
 Run: .venv/bin/python benchmarks/node_overhead.py [--rounds 4] [--epochs 6] [--steps-per-epoch 2048]
+     .venv/bin/python benchmarks/node_overhead.py --task lm [--rounds 3] [--epochs 4] [--steps-per-epoch 400]
 """
 
 from __future__ import annotations
@@ -50,6 +60,22 @@ POTLUCK = Path(sys.executable).parent / "potluck"
 # The swarm template's hivemind settings, for both sides; the bare optimizer is built as the worker builds its
 # own (TrainingWorker._make_optimizer), less our attesting gradient averager.
 HIVEMIND = dict(learning_rate=0.01, matchmaking_time=3.0, averaging_timeout=30.0)
+# Per task: the defaults of --batch-size, --steps-per-epoch, --epochs and --rounds.
+DEFAULTS = {"synthetic": dict(batch_size=32, steps_per_epoch=2048, epochs=6, rounds=4),
+            "lm": dict(batch_size=16, steps_per_epoch=400, epochs=4, rounds=3)}
+LM_VOCAB = 300
+LM_PARAMS = f"vocab_size = {LM_VOCAB}\nhidden_size = 64\nnum_layers = 2\nnum_heads = 4\nseq_len = 32"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "tracker" / "corpus_es"
+
+
+def load_task(spec: dict):
+    """The spec's task: `synthetic` as is, or `lm` with its parameters and training shards (sha256, path)."""
+    from potluck.node.tasks import get_task
+
+    if spec.get("task", "synthetic") == "synthetic":
+        return get_task("synthetic")
+    return get_task(spec["task"], spec["task_params"],
+                    shards=[(sha, Path(path).read_bytes()) for sha, path in spec["shards"]])
 
 
 # ---------------------------------------------------------------- the bare side
@@ -61,9 +87,7 @@ def bare_worker(spec: dict) -> None:
     import torch
     from hivemind.optim import Optimizer
 
-    from potluck.node.tasks import get_task
-
-    task = get_task("synthetic")
+    task = load_task(spec)
     dht = hivemind.DHT(initial_peers=spec["initial_peers"], host_maddrs=["/ip4/127.0.0.1/tcp/0"], start=True)
     model = task.build_model()
     request_timeout = min(3.0, spec["matchmaking_time"] / 2)
@@ -100,7 +124,6 @@ def bare_worker(spec: dict) -> None:
 def worker_only(spec: dict) -> None:
     """potluck's TrainingWorker, as the node's worker process runs it, less the supervisor around it."""
     from potluck.node.hivemind_config import HivemindConfig
-    from potluck.node.tasks import get_task
     from potluck.node.training import TrainingConfig, TrainingWorker
 
     hivemind = HivemindConfig(run_id=spec["run_id"], initial_peers=tuple(spec["initial_peers"]),
@@ -110,7 +133,7 @@ def worker_only(spec: dict) -> None:
     config = TrainingConfig(hivemind=hivemind, data_seed=bytes.fromhex(spec["data_seed"]), account_id="b0" * 32,
                             batch_size_per_step=spec["batch_size"])
     windows = []
-    worker = TrainingWorker(config, get_task("synthetic"), on_window=lambda stats: windows.append(dict(
+    worker = TrainingWorker(config, load_task(spec), on_window=lambda stats: windows.append(dict(
         epoch=stats.epoch, num_samples=stats.samples, started_at=stats.started_at, wall_time=stats.wall_time)))
     worker.run(max_windows=spec["epochs"])
     print(json.dumps(windows), flush=True)
@@ -152,11 +175,43 @@ class _Loop:
         self.loop.close()
 
 
-def signed_manifest(lead, *, run_id: str, initial_peers: list[str], target_batch_size: int):
-    from potluck.manifest import sign_manifest, verify_manifest
-    from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template
+def swarm_text(task: str, data_dir: Path | None) -> str:
+    """The swarm template's swarm.toml, for `lm` with the e2e test's model and `data prepare`'s datasets."""
+    from potluck.tracker.swarm.swarm_config import render_swarm_template
 
-    manifest = parse_swarm_config(render_swarm_template("bench"))
+    text = render_swarm_template("bench")
+    if task == "synthetic":
+        return text
+    for old, new in {'name = "synthetic"': 'name = "lm"',
+                     "# Task parameters; anything left out takes the task's default.": LM_PARAMS}.items():
+        if old not in text:
+            raise AssertionError(f"swarm template changed: {old!r} not found")
+        text = text.replace(old, new, 1)
+    return text + "\n" + (data_dir / "datasets.toml").read_text()
+
+
+def prepare_lm_data(work: Path, corpus: Path, env: dict) -> tuple[Path, dict, list[list[str]]]:
+    """`potluck data prepare` on `corpus`: the data folder, the task's parameters, its training shards."""
+    from potluck.manifest import param_dict, training_shards
+    from potluck.tracker.swarm.swarm_config import parse_swarm_config
+
+    data = work / "data"
+    subprocess.run([str(POTLUCK), "data", "prepare", str(corpus), "-o", str(data), "--name", "corpus", "--license",
+                    "LicenseRef-public-domain", "--owner", "Biblioteca", "--vocab-size", str(LM_VOCAB),
+                    "--eval-share", "0.15"],  # as benchmarks/swarm_quality.py: the same training shard
+                   env=env, check=True, capture_output=True, timeout=300)
+    manifest = parse_swarm_config(swarm_text("lm", data))
+    trained_on = training_shards(manifest)
+    shards = [[d.sha256, str(data / d.name)] for d in manifest.datasets if d.sha256 in trained_on]
+    return data, param_dict(manifest.task), shards
+
+
+def signed_manifest(lead, *, run_id: str, initial_peers: list[str], target_batch_size: int, task: str = "synthetic",
+                    data_dir: Path | None = None):
+    from potluck.manifest import sign_manifest, verify_manifest
+    from potluck.tracker.swarm.swarm_config import parse_swarm_config
+
+    manifest = parse_swarm_config(swarm_text(task, data_dir))
     manifest.hivemind.run_id = run_id
     manifest.hivemind.target_batch_size = target_batch_size
     for key, value in HIVEMIND.items():
@@ -170,11 +225,15 @@ def run_node(work: Path, index: int, lead, loop: _Loop, spec: dict, env: dict) -
     from potluck.signing import PURPOSE_REPORT, open_envelope
     from potluck.tracker.tracker import Tracker, TrackerConfig
 
+    data_dir = Path(spec["data_dir"]) if spec.get("data_dir") else None
     manifest = signed_manifest(lead, run_id=spec["run_id"], initial_peers=spec["initial_peers"],
-                               target_batch_size=spec["target_batch_size"])
+                               target_batch_size=spec["target_batch_size"], task=spec.get("task", "synthetic"),
+                               data_dir=data_dir)
     state = work / f"tracker-{index}"
     tracker = loop.call(Tracker.start(manifest, TrackerConfig(
-        state_dir=state, db=str(state / "ledger.sqlite"), listen="127.0.0.1:0", verify=False)))
+        state_dir=state, db=str(state / "ledger.sqlite"), listen="127.0.0.1:0", verify=False,
+        # The shards it serves, by sha256: `data prepare` named each file as datasets.toml does.
+        shards={d.sha256: data_dir / d.name for d in manifest.manifest.datasets} if data_dir else {})))
     loop.trackers.append(tracker)
     node_dir = work / f"node-{index}"
     samples: list[tuple[float, float]] = []  # (wall clock, the supervisor's CPU seconds so far)
@@ -253,18 +312,24 @@ def summary(runs: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=4, help="runs of each side, interleaved")
-    parser.add_argument("--epochs", type=int, default=6, help="timed windows per run (one more is run and dropped)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    # The swarm template's target batch (65536) at batch 32: one peer's window, as a lone volunteer sees it.
-    parser.add_argument("--steps-per-epoch", type=int, default=2048)
+    parser.add_argument("--task", choices=sorted(DEFAULTS), default="synthetic", help="the task all sides train")
+    parser.add_argument("--rounds", type=int, help="runs of each side, interleaved (default: synthetic 4, lm 3)")
+    parser.add_argument("--epochs", type=int, help="timed windows per run (one more is run and dropped; default: "
+                                                   "synthetic 6, lm 4)")
+    parser.add_argument("--batch-size", type=int, help="default: synthetic 32, lm 16")
+    # synthetic: the swarm template's target batch (65536) at batch 32: one peer's window, as a lone volunteer sees it.
+    parser.add_argument("--steps-per-epoch", type=int, help="default: synthetic 2048, lm 400")
     parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides (OMP_NUM_THREADS)")
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="--task lm: the text `data prepare` reads")
     parser.add_argument("--bare-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_worker:
         spec = json.loads(args.bare_worker)
         worker_only(spec) if spec.get("worker_only") else bare_worker(spec)
         return
+    for key, value in DEFAULTS[args.task].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
 
     from potluck.identity import AccountKey
     from potluck.tracker.swarm import start_bootstrap_peer
@@ -281,6 +346,10 @@ def main() -> None:
         work = Path(tmp)
         env["POTLUCK_HOME"] = str(work / "home")
         subprocess.run([str(POTLUCK), "identity", "create"], env=env, check=True, capture_output=True)
+        lm = {}
+        if args.task == "lm":
+            data_dir, task_params, shards = prepare_lm_data(work, args.corpus, env)
+            lm = dict(task="lm", task_params=task_params, shards=shards, data_dir=str(data_dir))
         # Fork the bootstrap peer before the tracker's gRPC threads exist.
         bootstrap, ready = start_bootstrap_peer(work, "127.0.0.1", 0)
         initial_peers = ready.maddrs
@@ -290,7 +359,7 @@ def main() -> None:
                 order = ("node", "worker", "bare")
                 for side in order if index % 2 == 0 else reversed(order):
                     spec = dict(base, run_id=f"bench_{side}_{index}_{os.urandom(4).hex()}",
-                                initial_peers=initial_peers)
+                                initial_peers=initial_peers, **lm)
                     if side == "node":
                         windows = run_node(work, index, lead, loop, spec, env)
                     else:
@@ -303,7 +372,8 @@ def main() -> None:
     # Runs of one round are minutes apart at most, so they share the machine's load: compare them pairwise too.
     paired = [n["samples_per_s"] / b["samples_per_s"] for n, b in zip(results["node"], results["bare"], strict=True)]
     figures = {
-        "task": "synthetic",
+        "task": args.task,
+        **({"task_params": lm["task_params"], "corpus": str(args.corpus)} if lm else {}),
         "batch_size": args.batch_size,
         "target_batch_size": base["target_batch_size"],
         "timed_windows_per_run": args.epochs,
