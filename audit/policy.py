@@ -6,8 +6,8 @@ depth, or strikes an account without a report to show for it would pass an arith
 These checks replay what the credit policy (tracker/credit/credit_policy.py) may decide:
 
 * every grant uses the manifest's policy version, FLOPs per credit and FLOPs per sample;
-* every grant credits the owners of the text its samples came from as the manifest's data share and
-  the samples' draw (rebuilt from the signed swarm seed, potluck/data_credit.py) say, no more, no less;
+* every grant credits the owners of the training text as the manifest's data share and their shares
+  of its training windows say (potluck/data_credit.py), no more, no less;
 * a grant vests only once its account has `escrow_depth` later grants logged, and never after a
   strike on it;
 * a strike names a grant logged before it (the report that is the evidence) and the check that
@@ -21,21 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from google.protobuf.message import DecodeError
-
 from potluck.data_credit import DataSplit
 from potluck.entries import STRIKES_TO_FORFEIT
-from potluck.errors import VerificationError
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.proto.manifest_pb2 import Manifest
-from potluck.proto.report_pb2 import ContributionReport
-from potluck.signing import parse_envelope
 
 from .problems import short_account as _short
 
 OWN_REPORT_CHECKS = ("recompute", "progress")
-# Samples of one grant whose draw the replay rebuilds: a hostile tracker's log cannot make it draw billions.
-MAX_DRAWN_SAMPLES = 1 << 20
 
 
 @dataclass
@@ -83,28 +76,21 @@ class PolicyReplay:
         return problems
 
     def _data(self, grant) -> list[str]:
-        """The owners' data credits, recomputed from the report the grant carries."""
-        if not self.data_split.active:  # no text (synthetic), or a data share of 0: no owner is owed anything
+        """The owners' data credits, recomputed from the grant's FLOPs and the manifest's shards and share."""
+        if not self.data_split.total:  # no text (synthetic), or a data share of 0: no owner is owed anything
             return [] if not grant.data else ["credits data owners, but this swarm's manifest credits none"]
-        if grant.data_share_ppm != self.policy.data_share_ppm:
-            return [f"expected a data share of {self.policy.data_share_ppm} ppm (the manifest's), "
-                    f"got {grant.data_share_ppm}"]
-        try:
-            report = ContributionReport.FromString(parse_envelope(grant.report).payload)
-        except (DecodeError, VerificationError):
-            return []  # the replay reports the undecodable report itself
-        if report.num_samples != grant.num_samples or len(report.losses) * report.batch_size != grant.num_samples:
-            return [f"grants {grant.num_samples} samples for a report of {len(report.losses)} micro-batches of "
-                    f"{report.batch_size} (it says {report.num_samples})"]
-        if grant.num_samples > MAX_DRAWN_SAMPLES:
-            return [f"grants {grant.num_samples} samples in one report, more than an auditor redraws "
-                    f"({MAX_DRAWN_SAMPLES})"]
-        expected = self.data_split.credits(report, grant.flops_per_sample, grant.flops_per_credit)
+        if grant.data_share_ppm != self.policy.data_share_ppm or grant.data_windows != self.data_split.total:
+            return [f"expected a data share of {self.policy.data_share_ppm} ppm over {self.data_split.total} windows "
+                    f"(the manifest's), got {grant.data_share_ppm} over {grant.data_windows}"]
+        if not grant.flops_per_credit:
+            return []  # the arithmetic replay reports it
+        expected = self.data_split.credits(grant.flops, grant.flops_per_credit)
         if list(grant.data) == expected:
             return []
-        want = ", ".join(f"{_short(c.owner)} {c.num_samples}" for c in expected) or "none"
-        got = ", ".join(f"{_short(c.owner)} {c.num_samples}" for c in grant.data) or "none"
-        return [f"expected data credits for samples by owner {want} (recomputed from the report's draw), got {got}"]
+        want = ", ".join(f"{_short(c.owner)} {c.flops}" for c in expected) or "none"
+        got = ", ".join(f"{_short(c.owner)} {c.flops}" for c in grant.data) or "none"
+        return [f"expected data credit in FLOPs by owner {want} (the owners' shares of the manifest's training "
+                f"windows), got {got}"]
 
     def _vest(self, index: int, vest) -> list[str]:
         account, problems = self._account(vest.account_id), []

@@ -54,8 +54,8 @@ def check_receipt(text: str | bytes, log_key: str) -> ReceiptSummary:
     if kind == "grant":
         details = {"credits": body.credits, "flops": body.flops, "num_samples": body.num_samples,
                    "policy_version": body.policy_version,
-                   # what the grant also credits the owners of the text its samples came from
-                   "data": [{"owner": c.owner, "credits": c.credits, "flops": c.flops, "num_samples": c.num_samples}
+                   # what the grant also credits the owners of the training text
+                   "data": [{"owner": c.owner, "credits": c.credits, "flops": c.flops, "windows": c.windows}
                             for c in body.data]}
     elif kind in ("vest", "forfeit"):
         details = {"flops": body.flops, "grant_indices": list(body.grant_indices)}

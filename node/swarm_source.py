@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from potluck.atomic_file import write_file_atomically
-from potluck.datasets import check_sha256, find_shard
+from potluck.datasets import check_shard, find_shard
 from potluck.errors import ConfigError, VerificationError
 from potluck.manifest import SignedManifest, read_manifest_file, verify_manifest
 from potluck.tracker_client import TrackerClient
@@ -62,13 +62,13 @@ def obtain_shards(signed: SignedManifest, *, data_dirs: list[Path], cache_dir: P
         path = find_shard(shard, directories)
         if path is not None:
             data = path.read_bytes()
-            check_sha256(data, shard.sha256, f"dataset hash mismatch: {path}")
+            check_shard(data, shard, f"dataset mismatch: {path}")
         elif client is None:
             raise ConfigError(f"dataset shard {shard.name} ({shard.sha256[:12]}…) is not in "
                               f"{', '.join(map(str, directories))} and no --tracker was given")
         else:
             data = client.fetch_shard(shard.sha256, SHARD_TIMEOUT)
-            check_sha256(data, shard.sha256, f"dataset hash mismatch: shard {shard.name} from tracker {client.address}")
+            check_shard(data, shard, f"dataset mismatch: shard {shard.name} from tracker {client.address}")
             cache_dir.mkdir(parents=True, exist_ok=True)
             write_file_atomically(cache_dir / shard.sha256, data)
         shards.append((shard.sha256, data))

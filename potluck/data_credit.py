@@ -1,20 +1,22 @@
-"""Data owners' credit: who owns the samples a grant paid for, and what they earn for them.
+"""Data owners' credit: what each grant pays the owners of the swarm's training text.
 
-A node does not choose its data: the windows it trains on at (epoch, step) are drawn by keyed hash
-from the signed manifest's swarm seed (potluck/windows.py). So anyone holding the manifest can
-rebuild, from a report alone, which training shard every one of its samples came from, and so whose
-text it was: the tracker when it writes the grant, the auditor when it replays the log.
+Each grant credits the owner of every training shard `data_share` of the compute it paid for, in
+proportion to the owner's share of the swarm's training windows (the windows of seq_len + 1 items
+a node's samples are drawn from, uniformly, by keyed hash: potluck/windows.py):
 
-Each grant credits the owner of every shard its samples came from `data_share` of the compute those
-samples paid for: owner credit = samples from the owner's shards × FLOPs per sample × data_share
-(in parts per million, rounded down per owner and grant). It is on top of the volunteer's compute
-credit, not taken from it, and it shares the grant's fate: it sits in escrow with the grant, vests
-when the grant vests, and is forfeited when the grant is (potluck/entries.py): text nobody really
-trained on earns nothing.
+    owner credit = grant FLOPs × data_share × owner's windows / all windows   (rounded down)
 
-Owners are named as the manifest names them (`owner` of each dataset table): an account id (64 hex
-digits) makes the owner's data credit land in that account's balance, next to its compute credit.
-Tasks that generate their own data (`synthetic`) credit no owner.
+which is what the samples the grant paid for are worth to each owner in expectation. Not the
+windows a report happened to draw: the swarm seed is in the manifest and accounts are free, so a
+volunteer could grind accounts and epochs for draws that land on a friend's text; the expected
+share cannot be steered, and costs nothing to check (no redraw, by the tracker or the auditor).
+
+Data credit is on top of the volunteer's compute credit, not taken from it, and shares the grant's
+fate: it sits in escrow with the grant, vests when the grant vests, and is forfeited when the grant
+is (potluck/entries.py): text nobody really trained on earns nothing. Owners are named as the
+manifest names them (`owner` of each dataset table): an account id (64 hex digits) makes the data
+credit land in that account's balance, next to its compute credit. Tasks that generate their own
+data (`synthetic`) credit no owner.
 """
 
 from __future__ import annotations
@@ -22,54 +24,56 @@ from __future__ import annotations
 from collections import Counter
 
 from potluck.entries import credits_text, data_flops
+from potluck.errors import VerificationError
 from potluck.proto.ledger_pb2 import DataCredit
 from potluck.proto.manifest_pb2 import Manifest
-from potluck.proto.report_pb2 import ContributionReport
 from potluck.token_shards import HEADER, token_width
 from potluck.windows import Windows
 
 TEXT_TASKS = ("charlm", "lm")  # the tasks that train on the manifest's shards
+# Owners of one swarm's training text. Every grant names each one (potluck/identity.py bounds a name to
+# MAX_OWNER_BYTES), and must still fit a ledger entry beside the largest report (proto/wire.py).
+MAX_OWNERS = 16
+
+
+def training_items(task: str, params: dict, size_bytes: int) -> int:
+    """Items (tokens, or bytes) a training shard of `size_bytes` holds, as the task reads it."""
+    if task == "lm":  # a header, then tokens of 2 or 4 bytes by the vocabulary (potluck/token_shards.py)
+        return max(0, size_bytes - HEADER.size) // token_width(params["vocab_size"])
+    return size_bytes  # charlm trains on the bytes themselves
 
 
 class DataSplit:
-    """Which owner's shard each sample of a report came from, rebuilt from the signed manifest alone."""
+    """Each owner's training windows, from the signed manifest alone; what a grant pays each."""
 
     def __init__(self, manifest: Manifest):
         self.share_ppm = manifest.credit_policy.data_share_ppm
-        self.task = manifest.task.name
-        self.seed = manifest.swarm_seed
-        params = {key: getattr(value, value.WhichOneof("kind")) for key, value in manifest.task.params.items()}
-        shards = sorted((s for s in manifest.datasets if s.kind in ("", "train")), key=lambda s: s.sha256)
-        self.owners = [shard.owner for shard in shards]
-        self.windows: Windows | None = None
-        if self.task in TEXT_TASKS and shards and self.share_ppm:
-            if self.task == "lm":  # token shards: a header, then tokens of 2 or 4 bytes (potluck/token_shards.py)
-                width = token_width(params["vocab_size"])
-                sizes = [max(0, shard.size_bytes - HEADER.size) // width for shard in shards]
-            else:  # charlm trains on the bytes themselves
-                sizes = [shard.size_bytes for shard in shards]
-            self.windows = Windows(sizes, params["seq_len"] + 1, self.task)
-        self._label = f"{self.task}/windows".encode()
+        self.windows: Counter[str] = Counter()  # owner -> its training windows
+        task = manifest.task.name
+        if task not in TEXT_TASKS or not self.share_ppm:
+            return
+        try:
+            params = {key: getattr(value, value.WhichOneof("kind")) for key, value in manifest.task.params.items()}
+            length = params["seq_len"] + 1
+            for shard in manifest.datasets:
+                if shard.kind in ("", "train"):
+                    items = training_items(task, params, shard.size_bytes)
+                    self.windows[shard.owner] += Windows([items], length, task).count
+        except (KeyError, TypeError) as e:
+            raise VerificationError(f"the manifest's task {task} lacks a usable parameter ({e})") from None
+        if len(self.windows) > MAX_OWNERS:
+            raise VerificationError(f"the manifest's training shards have {len(self.windows)} owners; at most "
+                                    f"{MAX_OWNERS} can be credited")
 
     @property
-    def active(self) -> bool:
-        """Whether grants of this swarm credit data owners at all."""
-        return self.windows is not None and self.windows.count > 0
+    def total(self) -> int:
+        """Training windows in all the shards (0: no owner is credited)."""
+        return sum(self.windows.values())
 
-    def samples_by_owner(self, report: ContributionReport) -> Counter[str]:
-        """How many of the report's samples came from each owner's shards (micro-batch i is step i)."""
-        counts: Counter[str] = Counter()
-        if not self.active:
-            return counts
-        for step in range(len(report.losses)):
-            for shard, _ in self.windows.draw(self.seed, report.account_id, report.epoch, step, report.batch_size,
-                                              label=self._label):
-                counts[self.owners[shard]] += 1
-        return counts
-
-    def credits(self, report: ContributionReport, flops_per_sample: int, flops_per_credit: int) -> list[DataCredit]:
-        """The data credits a grant for `report` carries, one per owner, in owner order."""
-        return [DataCredit(owner=owner, num_samples=samples,
-                           flops=(flops := data_flops(samples, flops_per_sample, self.share_ppm)),
+    def credits(self, grant_flops: int, flops_per_credit: int) -> list[DataCredit]:
+        """The data credits a grant of `grant_flops` carries, one per owner with windows, in owner order."""
+        total = self.total
+        return [DataCredit(owner=owner, windows=windows,
+                           flops=(flops := data_flops(grant_flops, self.share_ppm, windows, total)),
                            credits=credits_text(flops, flops_per_credit))
-                for owner, samples in sorted(self.samples_by_owner(report).items())]
+                for owner, windows in sorted(self.windows.items()) if windows and total]

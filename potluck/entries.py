@@ -36,9 +36,10 @@ def flops_for(num_samples: int, flops_per_sample: int) -> int:
     return num_samples * flops_per_sample
 
 
-def data_flops(num_samples: int, flops_per_sample: int, share_ppm: int) -> int:
-    """What `num_samples` samples of an owner's text earn it, in FLOPs (potluck/data_credit.py)."""
-    return num_samples * flops_per_sample * share_ppm // PPM
+def data_flops(grant_flops: int, share_ppm: int, windows: int, total_windows: int) -> int:
+    """What an owner of `windows` of the swarm's `total_windows` training windows earns for a grant of
+    `grant_flops` (potluck/data_credit.py), in FLOPs."""
+    return grant_flops * share_ppm * windows // (PPM * total_windows)
 
 
 def credits_text(flops: int, flops_per_credit: int) -> str:
@@ -87,13 +88,14 @@ def dedup_key(entry: LedgerEntry) -> bytes | None:
 def grant_entry(
     *, origin: str, report: bytes, account_id: str, num_samples: int, flops_per_sample: int,
     policy_version: int, flops_per_credit: int, logged_at_ms: int, data_share_ppm: int = 0,
-    data: Sequence[DataCredit] = (),
+    data: Sequence[DataCredit] = (), data_windows: int = 0,
 ) -> LedgerEntry:
     flops = flops_for(num_samples, flops_per_sample)
     return LedgerEntry(origin=origin, logged_at_ms=logged_at_ms, grant=CreditGrant(
         report=report, account_id=account_id, num_samples=num_samples, flops_per_sample=flops_per_sample,
         policy_version=policy_version, flops_per_credit=flops_per_credit, flops=flops,
-        credits=credits_text(flops, flops_per_credit), data_share_ppm=data_share_ppm, data=data))
+        credits=credits_text(flops, flops_per_credit), data_share_ppm=data_share_ppm, data=data,
+        data_windows=data_windows))
 
 
 def check_grant_arithmetic(grant: CreditGrant, index: int) -> None:
@@ -111,20 +113,22 @@ def check_grant_arithmetic(grant: CreditGrant, index: int) -> None:
 
 
 def _check_data_arithmetic(grant: CreditGrant, index: int) -> None:
-    """Raise unless each owner's data credit follows from its samples and the share, each owner once, and
-    the owners' samples are no more than the grant's. Which samples are whose is the auditor's replay's."""
+    """Raise unless each owner's data credit follows from the grant's FLOPs, the share and its windows, each
+    owner once. That the windows are the manifest's is the auditor's policy replay's (audit/policy.py)."""
     if grant.data_share_ppm > PPM:
         raise VerificationError(f"entry {index}: expected a data share of at most {PPM} ppm, "
                                 f"got {grant.data_share_ppm}")
-    if grant.data and not grant.data_share_ppm:
+    if not grant.data:
+        return
+    if not grant.data_share_ppm:
         raise VerificationError(f"entry {index}: credits data owners at a data share of 0")
     owners = [credit.owner for credit in grant.data]
     if owners != sorted(set(owners)) or "" in owners:
         raise VerificationError(f"entry {index}: expected data credits to distinct, named owners, in owner order")
-    if (samples := sum(credit.num_samples for credit in grant.data)) > grant.num_samples:
-        raise VerificationError(f"entry {index}: data credits for {samples} samples, the grant has {grant.num_samples}")
+    if (windows := sum(credit.windows for credit in grant.data)) > grant.data_windows:
+        raise VerificationError(f"entry {index}: data credits for {windows} windows, of {grant.data_windows} in all")
     for credit in grant.data:
-        flops = data_flops(credit.num_samples, grant.flops_per_sample, grant.data_share_ppm)
+        flops = data_flops(grant.flops, grant.data_share_ppm, credit.windows, grant.data_windows)
         if credit.flops != flops:
             raise VerificationError(f"entry {index}: expected data flops {flops} for {credit.owner[:12]}, "
                                     f"got {credit.flops}")

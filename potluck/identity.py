@@ -8,6 +8,7 @@ the public key.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,24 +58,32 @@ def parse_account_id(text: str, what: str, how: str = "must be an account id, 64
     return account_id
 
 
-MAX_OWNER_CHARS = 200
-OWNER_RE = re.compile(rf"[^\x00-\x20\x7f][^\x00-\x1f\x7f]{{0,{MAX_OWNER_CHARS - 1}}}")
+MAX_OWNER_BYTES = 120  # of UTF-8: every grant names every owner (potluck/data_credit.py)
+# Not in a name: control and format characters (bidi overrides, zero-width), line and paragraph separators.
+_NOT_IN_NAMES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
 def parse_credited(text: str, what: str) -> str:
     """Whom a balance is of: an account id (returned lowercase), or a data owner's name as a manifest's
-    datasets give it (potluck/data_credit.py); `ConfigError` naming `what` otherwise."""
+    datasets give it (potluck/data_credit.py): NFC, printable, no space at either end, at most
+    MAX_OWNER_BYTES of UTF-8; `ConfigError` naming `what` otherwise."""
     if isinstance(text, str) and ACCOUNT_ID_RE.fullmatch(text.lower()):
         return text.lower()
-    if not isinstance(text, str) or not OWNER_RE.fullmatch(text):
-        raise ConfigError(f"{what}: must be an account id (64 hex digits) or a data owner's name, up to "
-                          f"{MAX_OWNER_CHARS} printable characters (got {str(text)[:80]!r})")
+    if (not isinstance(text, str) or not 0 < len(text.encode("utf-8", "replace")) <= MAX_OWNER_BYTES
+            or text != text.strip()
+            or unicodedata.normalize("NFC", text) != text
+            or any(unicodedata.category(c) in _NOT_IN_NAMES for c in text)):
+        raise ConfigError(f"{what}: must be an account id (64 hex digits) or a data owner's name: up to "
+                          f"{MAX_OWNER_BYTES} bytes of printable UTF-8 in NFC, no space at either end "
+                          f"(got {str(text)[:80]!r})")
     return text
 
 
 def short_id(account_id: str) -> str:
-    """The first 12 characters, for tables."""
-    return account_id[:12]
+    """The first 12 characters of an account id, for tables; a data owner's name, up to 24."""
+    if ACCOUNT_ID_RE.fullmatch(account_id):
+        return account_id[:12]
+    return account_id if len(account_id) <= 24 else account_id[:23] + "…"
 
 
 def create_account_key(path: Path, *, force: bool = False) -> AccountKey:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apotluck/proto/ledger.proto\x12\npotluck.v1\"\xf0\x01\n\x0b\x43reditGrant\x12\x0e\n\x06report\x18\x01 \x01(\x0c\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x13\n\x0bnum_samples\x18\x03 \x01(\x04\x12\x18\n\x10\x66lops_per_sample\x18\x04 \x01(\x04\x12\x16\n\x0epolicy_version\x18\x05 \x01(\r\x12\x18\n\x10\x66lops_per_credit\x18\x06 \x01(\x04\x12\r\n\x05\x66lops\x18\x07 \x01(\x04\x12\x0f\n\x07\x63redits\x18\x08 \x01(\t\x12\x16\n\x0e\x64\x61ta_share_ppm\x18\t \x01(\r\x12$\n\x04\x64\x61ta\x18\n \x03(\x0b\x32\x16.potluck.v1.DataCredit\"P\n\nDataCredit\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x13\n\x0bnum_samples\x18\x02 \x01(\x04\x12\r\n\x05\x66lops\x18\x03 \x01(\x04\x12\x0f\n\x07\x63redits\x18\x04 \x01(\t\"@\n\x04Vest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x15\n\rgrant_indices\x18\x02 \x03(\x04\x12\r\n\x05\x66lops\x18\x03 \x01(\x04\"Q\n\x06Strike\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x14\n\x0creport_index\x18\x02 \x01(\x04\x12\r\n\x05\x63heck\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x8b\x01\n\x07\x46orfeit\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x15\n\rgrant_indices\x18\x02 \x03(\x04\x12\r\n\x05\x66lops\x18\x03 \x01(\x04\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x1b\n\x13\x63lawed_back_indices\x18\x05 \x03(\x04\x12\x19\n\x11\x63lawed_back_flops\x18\x06 \x01(\x04\")\n\x03\x42\x61n\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"E\n\rBindingRecord\x12\x0f\n\x07\x62inding\x18\x01 \x01(\x0c\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0f\n\x07peer_id\x18\x03 \x01(\t\"\xa3\x02\n\x0bLedgerEntry\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x14\n\x0clogged_at_ms\x18\x02 \x01(\x04\x12(\n\x05grant\x18\n \x01(\x0b\x32\x17.potluck.v1.CreditGrantH\x00\x12 \n\x04vest\x18\x0b \x01(\x0b\x32\x10.potluck.v1.VestH\x00\x12$\n\x06strike\x18\x0c \x01(\x0b\x32\x12.potluck.v1.StrikeH\x00\x12&\n\x07\x66orfeit\x18\r \x01(\x0b\x32\x13.potluck.v1.ForfeitH\x00\x12\x1e\n\x03\x62\x61n\x18\x0e \x01(\x0b\x32\x0f.potluck.v1.BanH\x00\x12,\n\x07\x62inding\x18\x0f \x01(\x0b\x32\x19.potluck.v1.BindingRecordH\x00\x42\x06\n\x04kindb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apotluck/proto/ledger.proto\x12\npotluck.v1\"\x86\x02\n\x0b\x43reditGrant\x12\x0e\n\x06report\x18\x01 \x01(\x0c\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x13\n\x0bnum_samples\x18\x03 \x01(\x04\x12\x18\n\x10\x66lops_per_sample\x18\x04 \x01(\x04\x12\x16\n\x0epolicy_version\x18\x05 \x01(\r\x12\x18\n\x10\x66lops_per_credit\x18\x06 \x01(\x04\x12\r\n\x05\x66lops\x18\x07 \x01(\x04\x12\x0f\n\x07\x63redits\x18\x08 \x01(\t\x12\x16\n\x0e\x64\x61ta_share_ppm\x18\t \x01(\r\x12$\n\x04\x64\x61ta\x18\n \x03(\x0b\x32\x16.potluck.v1.DataCredit\x12\x14\n\x0c\x64\x61ta_windows\x18\x0b \x01(\x04\"L\n\nDataCredit\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x0f\n\x07windows\x18\x02 \x01(\x04\x12\r\n\x05\x66lops\x18\x03 \x01(\x04\x12\x0f\n\x07\x63redits\x18\x04 \x01(\t\"@\n\x04Vest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x15\n\rgrant_indices\x18\x02 \x03(\x04\x12\r\n\x05\x66lops\x18\x03 \x01(\x04\"Q\n\x06Strike\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x14\n\x0creport_index\x18\x02 \x01(\x04\x12\r\n\x05\x63heck\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x8b\x01\n\x07\x46orfeit\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x15\n\rgrant_indices\x18\x02 \x03(\x04\x12\r\n\x05\x66lops\x18\x03 \x01(\x04\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x1b\n\x13\x63lawed_back_indices\x18\x05 \x03(\x04\x12\x19\n\x11\x63lawed_back_flops\x18\x06 \x01(\x04\")\n\x03\x42\x61n\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"E\n\rBindingRecord\x12\x0f\n\x07\x62inding\x18\x01 \x01(\x0c\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0f\n\x07peer_id\x18\x03 \x01(\t\"\xa3\x02\n\x0bLedgerEntry\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x14\n\x0clogged_at_ms\x18\x02 \x01(\x04\x12(\n\x05grant\x18\n \x01(\x0b\x32\x17.potluck.v1.CreditGrantH\x00\x12 \n\x04vest\x18\x0b \x01(\x0b\x32\x10.potluck.v1.VestH\x00\x12$\n\x06strike\x18\x0c \x01(\x0b\x32\x12.potluck.v1.StrikeH\x00\x12&\n\x07\x66orfeit\x18\r \x01(\x0b\x32\x13.potluck.v1.ForfeitH\x00\x12\x1e\n\x03\x62\x61n\x18\x0e \x01(\x0b\x32\x0f.potluck.v1.BanH\x00\x12,\n\x07\x62inding\x18\x0f \x01(\x0b\x32\x19.potluck.v1.BindingRecordH\x00\x42\x06\n\x04kindb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,19 +32,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'potluck.proto.ledger_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CREDITGRANT']._serialized_start=43
-  _globals['_CREDITGRANT']._serialized_end=283
-  _globals['_DATACREDIT']._serialized_start=285
-  _globals['_DATACREDIT']._serialized_end=365
-  _globals['_VEST']._serialized_start=367
-  _globals['_VEST']._serialized_end=431
-  _globals['_STRIKE']._serialized_start=433
-  _globals['_STRIKE']._serialized_end=514
-  _globals['_FORFEIT']._serialized_start=517
-  _globals['_FORFEIT']._serialized_end=656
-  _globals['_BAN']._serialized_start=658
-  _globals['_BAN']._serialized_end=699
-  _globals['_BINDINGRECORD']._serialized_start=701
-  _globals['_BINDINGRECORD']._serialized_end=770
-  _globals['_LEDGERENTRY']._serialized_start=773
-  _globals['_LEDGERENTRY']._serialized_end=1064
+  _globals['_CREDITGRANT']._serialized_end=305
+  _globals['_DATACREDIT']._serialized_start=307
+  _globals['_DATACREDIT']._serialized_end=383
+  _globals['_VEST']._serialized_start=385
+  _globals['_VEST']._serialized_end=449
+  _globals['_STRIKE']._serialized_start=451
+  _globals['_STRIKE']._serialized_end=532
+  _globals['_FORFEIT']._serialized_start=535
+  _globals['_FORFEIT']._serialized_end=674
+  _globals['_BAN']._serialized_start=676
+  _globals['_BAN']._serialized_end=717
+  _globals['_BINDINGRECORD']._serialized_start=719
+  _globals['_BINDINGRECORD']._serialized_end=788
+  _globals['_LEDGERENTRY']._serialized_start=791
+  _globals['_LEDGERENTRY']._serialized_end=1082
 # @@protoc_insertion_point(module_scope)

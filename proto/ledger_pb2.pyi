@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreditGrant(_message.Message):
-    __slots__ = ("report", "account_id", "num_samples", "flops_per_sample", "policy_version", "flops_per_credit", "flops", "credits", "data_share_ppm", "data")
+    __slots__ = ("report", "account_id", "num_samples", "flops_per_sample", "policy_version", "flops_per_credit", "flops", "credits", "data_share_ppm", "data", "data_windows")
     REPORT_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class CreditGrant(_message.Message):
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     DATA_SHARE_PPM_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    DATA_WINDOWS_FIELD_NUMBER: _ClassVar[int]
     report: bytes
     account_id: str
     num_samples: int
@@ -28,19 +29,20 @@ class CreditGrant(_message.Message):
     credits: str
     data_share_ppm: int
     data: _containers.RepeatedCompositeFieldContainer[DataCredit]
-    def __init__(self, report: _Optional[bytes] = ..., account_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., flops_per_sample: _Optional[int] = ..., policy_version: _Optional[int] = ..., flops_per_credit: _Optional[int] = ..., flops: _Optional[int] = ..., credits: _Optional[str] = ..., data_share_ppm: _Optional[int] = ..., data: _Optional[_Iterable[_Union[DataCredit, _Mapping]]] = ...) -> None: ...
+    data_windows: int
+    def __init__(self, report: _Optional[bytes] = ..., account_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., flops_per_sample: _Optional[int] = ..., policy_version: _Optional[int] = ..., flops_per_credit: _Optional[int] = ..., flops: _Optional[int] = ..., credits: _Optional[str] = ..., data_share_ppm: _Optional[int] = ..., data: _Optional[_Iterable[_Union[DataCredit, _Mapping]]] = ..., data_windows: _Optional[int] = ...) -> None: ...
 
 class DataCredit(_message.Message):
-    __slots__ = ("owner", "num_samples", "flops", "credits")
+    __slots__ = ("owner", "windows", "flops", "credits")
     OWNER_FIELD_NUMBER: _ClassVar[int]
-    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
     FLOPS_FIELD_NUMBER: _ClassVar[int]
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     owner: str
-    num_samples: int
+    windows: int
     flops: int
     credits: str
-    def __init__(self, owner: _Optional[str] = ..., num_samples: _Optional[int] = ..., flops: _Optional[int] = ..., credits: _Optional[str] = ...) -> None: ...
+    def __init__(self, owner: _Optional[str] = ..., windows: _Optional[int] = ..., flops: _Optional[int] = ..., credits: _Optional[str] = ...) -> None: ...
 
 class Vest(_message.Message):
     __slots__ = ("account_id", "grant_indices", "flops")

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from potluck.errors import ConfigError
 from potluck.node.tasks.base import TaskBase, require_positive_int
-from potluck.token_shards import decode_shard
+from potluck.token_shards import decode_shard, token_width
 from potluck.windows import Windows
 
 
@@ -50,6 +50,9 @@ class LMTask(TaskBase):
         self._shards: list[np.ndarray] = []
         for sha256, data in sorted(shards, key=lambda shard: shard[0]):
             tokens = decode_shard(data, f"dataset shard {sha256[:12]}…")
+            if tokens.itemsize != token_width(self.params["vocab_size"]):  # the data credit counts tokens so
+                raise ConfigError(f"dataset shard {sha256[:12]}…: {tokens.itemsize}-byte tokens, but a vocabulary of "
+                                  f"{self.params['vocab_size']} is stored in {token_width(self.params['vocab_size'])}")
             if len(tokens) and int(tokens.max()) >= self.params["vocab_size"]:
                 raise ConfigError(f"dataset shard {sha256[:12]}…: holds token id {int(tokens.max())}, beyond "
                                   f"task.params.vocab_size = {self.params['vocab_size']}")

@@ -151,6 +151,5 @@ def receipt(
     if summary.kind == "grant":
         what = (f"grant of {summary.details['credits']} credits ({summary.details['flops']} flops, "
                 f"{summary.details['num_samples']} samples) to account {summary.account_id}")
-        what += "".join(f"; data credit of {d['credits']} ({d['num_samples']} samples) to owner {d['owner']}"
-                        for d in summary.details["data"])
+        what += "".join(f"; data credit of {d['credits']} to owner {d['owner']}" for d in summary.details["data"])
     typer.echo(f"receipt OK: entry {summary.index} is in {summary.origin} at size {summary.tree_size}: {what}")

@@ -17,9 +17,7 @@ from potluck.manifest import sign_manifest
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.ledger_pb2 import Forfeit, LedgerEntry, Strike
 from potluck.proto.manifest_pb2 import Manifest
-from potluck.proto.report_pb2 import ContributionReport
 from potluck.proto.tracker_pb2_grpc import TrackerServicer
-from potluck.signing import parse_envelope
 from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template
 
 pytestmark = pytest.mark.timeout(90)
@@ -141,25 +139,24 @@ def text_manifest() -> Manifest:
 def test_data_credit_to_the_wrong_owner_or_none_is_caught(tmp_path):
     manifest = text_manifest()
     split, policy = DataSplit(manifest), manifest.credit_policy
+    flops = 256 * FLOPS_PER_SAMPLE
 
     def text_grant(account, sequence, data=None):
-        report = signed_report(account, sequence, num_samples=256)
-        parsed = ContributionReport.FromString(parse_envelope(report).payload)
-        return grant_entry(origin=ORIGIN, report=report, account_id=account.account_id, num_samples=256,
-                           flops_per_sample=FLOPS_PER_SAMPLE, policy_version=1, flops_per_credit=FLOPS_PER_CREDIT,
-                           logged_at_ms=1, data_share_ppm=policy.data_share_ppm,
-                           data=split.credits(parsed, FLOPS_PER_SAMPLE, FLOPS_PER_CREDIT) if data is None else data)
+        return grant_entry(origin=ORIGIN, report=signed_report(account, sequence, num_samples=256),
+                           account_id=account.account_id, num_samples=256, flops_per_sample=FLOPS_PER_SAMPLE,
+                           policy_version=1, flops_per_credit=FLOPS_PER_CREDIT, logged_at_ms=1,
+                           data_share_ppm=policy.data_share_ppm, data_windows=split.total,
+                           data=split.credits(flops, FLOPS_PER_CREDIT) if data is None else data)
 
     honest = [text_grant(ALICE, 1), text_grant(BOB, 1)]
-    assert {c.owner for c in honest[0].grant.data} == {"Archivo de Ana", "Biblioteca de Bea"}
-    friend = honest[1].grant.data  # Bob's samples all paid to Bea (arithmetic consistent), none to Ana
-    everything = DataCredit(owner="Biblioteca de Bea", num_samples=256, flops=256 * FLOPS_PER_SAMPLE // 10,
-                            credits=credits_text(256 * FLOPS_PER_SAMPLE // 10, FLOPS_PER_CREDIT))
-    assert len(friend) == 2 and policy.data_share_ppm == 100_000
+    assert [c.windows for c in honest[0].grant.data] == [300 - 16, 200 - 16] and policy.data_share_ppm == 100_000
+    # Bob's grant pays Bea as if she owned every window (the arithmetic consistent), and Ana nothing.
+    everything = DataCredit(owner="Biblioteca de Bea", windows=split.total, flops=flops // 10,
+                            credits=credits_text(flops // 10, FLOPS_PER_CREDIT))
     t = Tracker(tmp_path, tracker_service=lambda key: ManifestService(sign_manifest(manifest, LEAD), key))
     try:
         assert audit(t, honest, tmp_path, "--lead-key", LEAD.account_id).exit_code == 0
-        for lie, expected in ((text_grant(BOB, 1, [everything]), "expected data credits for samples by owner "),
+        for lie, expected in ((text_grant(BOB, 1, [everything]), "expected data credit in FLOPs by owner "),
                               (text_grant(BOB, 1, []), "got none")):
             entries = [honest[0], lie]
             assert audit(t, entries, tmp_path).exit_code == 0  # without the manifest, nothing to see

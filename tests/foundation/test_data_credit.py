@@ -39,7 +39,7 @@ def report(account: str, epoch: int, steps: int, batch: int) -> ContributionRepo
 
 
 @pytest.mark.parametrize("task", ["charlm", "lm"])
-def test_the_split_by_owner_is_the_data_the_node_trains_on(task):
+def test_each_owner_is_paid_its_share_of_the_windows_the_node_draws_from(task):
     rng = np.random.default_rng(0)
     if task == "lm":  # three token shards of different lengths, two owners
         datas = [encode_shard(rng.integers(0, 300, size), 2) for size in (400, 300, 1500)]
@@ -53,26 +53,23 @@ def test_the_split_by_owner_is_the_data_the_node_trains_on(task):
     node_task = get_task(task, {"seq_len": 32, **({"vocab_size": 300} if task == "lm" else {})},
                          shards=[(hashlib.sha256(d).hexdigest(), d) for d in datas])
     owner_of = {hashlib.sha256(d).hexdigest(): o for d, o in zip(datas, owners, strict=True)}
-    by_sha = sorted(owner_of)
-    # What the node's task draws, shard by shard, is what the split counts, owner by owner.
-    label = f"{task}/windows".encode()
-    expected = {}
-    for step in range(5):
-        for shard, _ in node_task._windows.draw(manifest.swarm_seed, ALICE, 7, step, 8, label=label):
-            expected[owner_of[by_sha[shard]]] = expected.get(owner_of[by_sha[shard]], 0) + 1
-    counts = split.samples_by_owner(report(ALICE, 7, 5, 8))
-    assert dict(counts) == expected and sum(counts.values()) == 40 and set(counts) == {ANA, BEA}
-    credits = split.credits(report(ALICE, 7, 5, 8), flops_per_sample=1000, flops_per_credit=10)
-    assert [(c.owner, c.num_samples, c.flops) for c in credits] == [
-        (owner, expected[owner], expected[owner] * 1000 // 10) for owner in sorted(expected)]
+    # The windows the node's task draws from, shard by shard (in sha256 order), are the split's, owner by owner.
+    starts = node_task._windows.starts
+    expected = {ANA: 0, BEA: 0}
+    for shard, sha in enumerate(sorted(owner_of)):
+        expected[owner_of[sha]] += starts[shard + 1] - starts[shard]
+    assert dict(split.windows) == expected and split.total == node_task._windows.count
+    credits = split.credits(grant_flops=10**9, flops_per_credit=10)
+    assert [(c.owner, c.windows, c.flops) for c in credits] == [
+        (owner, expected[owner], 10**9 // 10 * expected[owner] // split.total) for owner in sorted(expected)]
 
 
 def test_no_text_or_a_share_of_0_credits_no_owner():
     data = b"x" * 500
-    assert not DataSplit(manifest_for("charlm", "seq_len = 32", [(data, ANA)], share="0")).active
-    assert not DataSplit(manifest_for("synthetic", "", [])).active
-    assert DataSplit(manifest_for("charlm", "seq_len = 32", [(data, ANA)])).credits(
-        report(ALICE, 0, 2, 4), 10, 1) == [DataCredit(owner=ANA, num_samples=8, flops=8, credits="8")]
+    assert not DataSplit(manifest_for("charlm", "seq_len = 32", [(data, ANA)], share="0")).total
+    assert not DataSplit(manifest_for("synthetic", "", [])).total
+    assert DataSplit(manifest_for("charlm", "seq_len = 32", [(data, ANA)])).credits(1000, 1) == [
+        DataCredit(owner=ANA, windows=500 - 32, flops=100, credits="100")]
 
 
 @pytest.mark.parametrize("share, error", [
@@ -92,17 +89,19 @@ def test_an_owner_id_is_lowercased_and_a_bad_owner_is_named():
         manifest_for("charlm", "seq_len = 32", [(b"x" * 500, " leading space")])
 
 
-def grant(index_samples: int, data: list[tuple[str, int]], share: int = PPM // 10) -> LedgerEntry:
-    return grant_entry(origin=ORIGIN, report=b"r%d" % index_samples, account_id=ALICE, num_samples=index_samples,
+def grant(num_samples: int, data: list[tuple[str, int]], share: int = PPM // 10, total: int = 10) -> LedgerEntry:
+    """A grant of num_samples x 100 FLOPs; `data` gives each owner's windows, of `total`."""
+    flops = num_samples * 100
+    return grant_entry(origin=ORIGIN, report=b"r%d" % num_samples, account_id=ALICE, num_samples=num_samples,
                        flops_per_sample=100, policy_version=1, flops_per_credit=1, logged_at_ms=0,
-                       data_share_ppm=share,
-                       data=[DataCredit(owner=o, num_samples=n, flops=n * 100 * share // PPM,
-                                        credits=str(n * 100 * share // PPM)) for o, n in data])
+                       data_share_ppm=share, data_windows=total,
+                       data=[DataCredit(owner=o, windows=w, flops=flops * share * w // (PPM * total),
+                                        credits=str(flops * share * w // (PPM * total))) for o, w in data])
 
 
 def test_data_credit_follows_its_grant_into_escrow_vesting_and_forfeit():
     balances = Balances()
-    entries = [grant(10, [(ANA, 6), (BEA, 4)]), grant(20, [(ANA, 20)]), grant(30, [(BEA, 30)]),
+    entries = [grant(10, [(ANA, 6), (BEA, 4)]), grant(20, [(ANA, 10)]), grant(30, [(BEA, 10)]),
                LedgerEntry(origin=ORIGIN, vest=Vest(account_id=ALICE, grant_indices=[0, 1], flops=3000)),
                LedgerEntry(origin=ORIGIN, forfeit=Forfeit(account_id=ALICE, grant_indices=[2], flops=3000,
                                                           clawed_back_indices=[1], clawed_back_flops=2000))]
@@ -124,7 +123,7 @@ def test_data_credit_follows_its_grant_into_escrow_vesting_and_forfeit():
     ([(ANA, 6)], 0, "credits data owners at a data share of 0"),
     ([(BEA, 4), (ANA, 6)], PPM // 10, "distinct, named owners, in owner order"),
     ([(ANA, 6), (ANA, 4)], PPM // 10, "distinct, named owners, in owner order"),
-    ([(ANA, 11)], PPM // 10, "data credits for 11 samples, the grant has 10"),
+    ([(ANA, 6), (BEA, 5)], PPM // 10, "data credits for 11 windows, of 10 in all"),
     ([(ANA, 6)], PPM + 1, "a data share of at most 1000000 ppm"),
 ])
 def test_data_credit_arithmetic_is_checked(data, share, error):
@@ -134,3 +133,34 @@ def test_data_credit_arithmetic_is_checked(data, share, error):
     entry.grant.data[0].flops += 1  # a tracker paying an owner more than its samples earned
     with pytest.raises(VerificationError, match="expected data flops 60"):
         check_grant_arithmetic(entry.grant, 0)
+
+
+def test_the_largest_grant_with_every_owner_fits_a_ledger_entry():
+    """Every grant names every owner: with the most owners, the longest names and the largest report,
+    the entry still fits (one that did not would fail the ledger writer's whole batch)."""
+    from potluck.data_credit import MAX_OWNERS
+    from potluck.identity import MAX_OWNER_BYTES
+    from potluck.proto.wire import MAX_ENTRY_BYTES, MAX_REPORT_BYTES
+
+    owners = [f"{i:02d}" + "ñ" * ((MAX_OWNER_BYTES - 2) // 2) for i in range(MAX_OWNERS)]
+    big = 2**64 - 1
+    entry = grant_entry(origin="o" * 200, report=b"r" * MAX_REPORT_BYTES, account_id=ALICE, num_samples=big // 10**6,
+                        flops_per_sample=10**6, policy_version=2**32 - 1, flops_per_credit=1, logged_at_ms=big,
+                        data_share_ppm=PPM, data_windows=big,
+                        data=[DataCredit(owner=o, windows=big // MAX_OWNERS, flops=big, credits=f"{big}.{'9' * 12}")
+                              for o in owners])
+    assert len(entry.SerializeToString()) <= MAX_ENTRY_BYTES
+
+
+@pytest.mark.parametrize("owner", ["Ana\u202e", "\u200bAna", "Ana ", "A" * 121, "A\u0301na"])
+def test_an_owner_name_that_could_pass_for_another_is_refused(owner):
+    with pytest.raises(ConfigError, match="owner: must be an account id or a name"):
+        manifest_for("charlm", "seq_len = 32", [(b"x" * 500, owner)])
+
+
+def test_too_many_owners_or_a_nan_share_is_refused():
+    shards = [(bytes([i]) * 500, f"owner {i}") for i in range(17)]
+    with pytest.raises(ConfigError, match="the training shards have 17 owners; at most 16"):
+        manifest_for("charlm", "seq_len = 32", shards)
+    with pytest.raises(ConfigError, match=re.escape("[credits] data_share: must be between 0.0 and 1.0")):
+        manifest_for("charlm", "seq_len = 32", shards[:1], share="nan")

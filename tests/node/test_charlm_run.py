@@ -2,22 +2,20 @@
 
 The corpus ships with the tests (tests/node/corpus, pinned by SHA256SUMS as a manifest pins its
 shards) and is loaded only through `load_shards`, so training starts from bytes checked by sha256.
-The peer is a `TrainingWorker` forked into a process group of its own; alone in its run, it skips
+The peer is a `TrainingWorker` in a process (and session) of its own; alone in its run, it skips
 averaging and closes an epoch every couple of micro-batches.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import multiprocessing as mp
+import json
 import os
-import queue
 import shutil
 import signal
+import subprocess
+import sys
 import time
-import traceback
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -25,12 +23,9 @@ import torch
 from proctree import descendant_pids
 
 from potluck.errors import VerificationError
-from potluck.node.hivemind_config import HivemindConfig
-from potluck.node.tasks import get_task, load_shards
-from potluck.node.training import TrainingConfig, TrainingWorker
+from potluck.node.tasks import load_shards
 from potluck.proto.wire import SKETCH_DIM, num_segments
 
-CTX = mp.get_context("fork")
 CORPUS = Path(__file__).parent / "corpus"
 PARAMS = {"d_model": 64, "n_layers": 2, "n_heads": 4, "seq_len": 64}
 BATCH_SIZE = 32
@@ -51,70 +46,58 @@ def corpus_shards() -> dict[str, Path]:
     return pinned
 
 
-def _train(shards: list[tuple[str, bytes]], out: mp.Queue, stop) -> None:
-    os.setpgid(0, 0)
-    torch.set_num_threads(1)  # two cores shared with other swarms
-    logging.getLogger("hivemind").setLevel(logging.WARNING)
-    try:
-        task = get_task("charlm", PARAMS, shards=shards)
-        hivemind = HivemindConfig(run_id="potluck_test_charlm", initial_peers=(),
-                                  target_batch_size=STEPS_PER_WINDOW * BATCH_SIZE, learning_rate=3e-3,
-                                  matchmaking_time=1.0, averaging_timeout=5.0, compression="none")
-        config = TrainingConfig(hivemind=hivemind, data_seed=b"potluck charlm test seed", account_id=ACCOUNT,
-                                batch_size_per_step=BATCH_SIZE)
-        worker = TrainingWorker(config, task, on_window=lambda stats: out.put(("window", asdict(stats))))
-        worker.run(stop, max_windows=NUM_WINDOWS)
-        out.put(("done", task.num_parameters()))
-    except BaseException:
-        out.put(("failed", traceback.format_exc()))
-        raise SystemExit(1) from None
-    finally:
-        out.close()
-        out.join_thread()
+# The peer runs in a fresh interpreter: forked from pytest, which holds earlier tests' threads (gRPC,
+# event loops), a child could inherit a lock held mid-operation and hang (it did, 2 runs in 4, in its DHT).
+CHILD = """
+import json, logging, sys, torch
+from dataclasses import asdict
+from potluck.node.hivemind_config import HivemindConfig
+from potluck.node.tasks import get_task, load_shards
+from potluck.node.training import TrainingConfig, TrainingWorker
+pinned, params, account, steps, batch, windows = json.loads(sys.argv[1])
+torch.set_num_threads(1)  # two cores shared with other swarms
+logging.getLogger("hivemind").setLevel(logging.WARNING)
+task = get_task("charlm", params, shards=load_shards(pinned))
+hivemind = HivemindConfig(run_id="potluck_test_charlm", initial_peers=(), target_batch_size=steps * batch,
+                          learning_rate=3e-3, matchmaking_time=1.0, averaging_timeout=5.0, compression="none")
+config = TrainingConfig(hivemind=hivemind, data_seed=b"potluck charlm test seed", account_id=account,
+                        batch_size_per_step=batch)
+emit = lambda kind, payload: print(json.dumps([kind, payload], default=lambda o: o.hex()), flush=True)
+worker = TrainingWorker(config, task, on_window=lambda stats: emit("window", asdict(stats)))
+worker.run(max_windows=windows)
+emit("done", task.num_parameters())
+"""
 
 
-def run_charlm(shards: list[tuple[str, bytes]]) -> tuple[list[dict], int, float]:
-    """Train in a forked peer; return its windows, the model's parameter count and the training time."""
-    out, stop = CTX.Queue(), CTX.Event()
-    process = CTX.Process(target=_train, args=(shards, out, stop), daemon=False)
+def run_charlm() -> tuple[list[dict], int, float]:
+    """Train in a peer of its own (its own session: its DHT and p2pd go with it); return its windows, the
+    model's parameter count and the training time."""
+    args = json.dumps([{d: str(p) for d, p in corpus_shards().items()}, PARAMS, ACCOUNT, STEPS_PER_WINDOW,
+                       BATCH_SIZE, NUM_WINDOWS])
     started = time.monotonic()
-    process.start()
-    with contextlib.suppress(OSError):  # the child does it too; whoever is first wins the race
-        os.setpgid(process.pid, process.pid)
-    windows, outcome = [], None
+    child = subprocess.Popen([sys.executable, "-c", CHILD, args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
     try:
-        while outcome is None and time.monotonic() - started < TRAIN_TIMEOUT:
-            try:
-                kind, payload = out.get(timeout=0.5)
-            except queue.Empty:
-                if not process.is_alive():
-                    break
-                continue
-            if kind == "window":
-                windows.append(payload)
-            else:
-                outcome = (kind, payload)
-        elapsed = time.monotonic() - started
+        out, err = child.communicate(timeout=TRAIN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        out, err = child.communicate()
     finally:
-        stop.set()
-        deadline = time.monotonic() + 20
-        while process.is_alive() and time.monotonic() < deadline:  # keep reading: the child flushes its queue
-            with contextlib.suppress(queue.Empty):
-                out.get(timeout=0.2)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # its DHT and p2pd too
-        process.join(10)
-        out.close()
-    assert outcome is not None, f"no result within {TRAIN_TIMEOUT:.0f}s ({len(windows)} windows closed)"
-    assert outcome[0] == "done", outcome[1]
-    return windows, outcome[1], elapsed
+            os.killpg(child.pid, signal.SIGKILL)  # anything of its session still there
+    elapsed = time.monotonic() - started
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("[")]
+    windows = [payload for kind, payload in lines if kind == "window"]
+    done = [payload for kind, payload in lines if kind == "done"]
+    assert done, (f"no result within {TRAIN_TIMEOUT:.0f}s (exit {child.returncode}, {len(windows)} windows closed): "
+                  f"{err[-2000:]}")
+    return windows, done[0], elapsed
 
 
 @pytest.mark.timeout(180)
 def test_charlm_loss_falls_on_the_shipped_corpus():
-    shards = load_shards(corpus_shards())
-    assert sum(len(data) for _, data in shards) >= 10_000
-    windows, num_parameters, elapsed = run_charlm(shards)
+    assert sum(len(data) for _, data in load_shards(corpus_shards())) >= 10_000
+    windows, num_parameters, elapsed = run_charlm()
 
     assert [w["epoch"] for w in windows] == list(range(NUM_WINDOWS))
     for window in windows:

@@ -152,20 +152,23 @@ def _add_charlm_shard(text: str) -> str:
     return text.replace("[hivemind]\n", shard + "[hivemind]\n", 1)
 
 
-def test_dataset_hash_mismatch(home, tmp_path):
+@pytest.mark.parametrize(("other", "error"), [
+    (SHARD_BYTES.replace(b"lead", b"LEAD"), f"expected sha256 {hashlib.sha256(SHARD_BYTES).hexdigest()}"),
+    (SHARD_BYTES + b" and more", f"expected {len(SHARD_BYTES)} bytes (the manifest's size_bytes)"),
+])
+def test_dataset_mismatch(home, tmp_path, other, error):
     manifest = make_manifest(tmp_path, edit=_add_charlm_shard)
     assert [d.name for d in manifest.manifest.datasets] == [SHARD_NAME]
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    (data_dir / SHARD_NAME).write_bytes(SHARD_BYTES.replace(b"lead", b"LEAD"))  # same name, other bytes
+    (data_dir / SHARD_NAME).write_bytes(other)  # same name, other bytes
     tracker = RunningTracker(tmp_path, manifest)
     try:
         result = join(home, "--tracker", tracker.address, "--lead-key", manifest.lead_key.hex(),
                       "--data-dir", str(data_dir))
     finally:
         tracker.stop()
-    assert_one_line_error(result, "dataset hash mismatch", str(data_dir / SHARD_NAME),
-                          f"expected sha256 {hashlib.sha256(SHARD_BYTES).hexdigest()}")
+    assert_one_line_error(result, "dataset mismatch", str(data_dir / SHARD_NAME), error)
     assert not (home / "node" / "outbox.sqlite").exists()  # it never registered or started training
 
 

@@ -126,3 +126,25 @@ def test_bad_input_is_one_line_naming_the_file_and_the_fault(tmp_path, setup, ar
     assert "Traceback" not in done.stderr
     if (tmp_path / "out" / "keep.txt").exists():
         assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["keep.txt"]
+
+
+def test_a_shard_whose_size_is_not_the_manifests_is_refused_by_swarm_start_and_by_lm(tmp_path):
+    """Owners' data credit is computed from size_bytes and vocab_size (potluck/data_credit.py): a shard that
+    disagrees with them would split credit over other windows than the nodes draw from."""
+    from potluck.errors import ConfigError
+    from potluck.node.tasks import get_task
+    from potluck.token_shards import encode_shard
+    from potluck.tracker.swarm.swarm_start import shards_in
+
+    assert prepare(str(CORPUS), "-o", "out", "--name", "q", "--license", LICENSE, "--owner", OWNER,
+                   "--vocab-size", "300", cwd=tmp_path).returncode == 0
+    text = (tmp_path / "out" / "datasets.toml").read_text()
+    train = next(d for d in tomllib.loads(text)["datasets"] if d["kind"] == "train")
+    manifest = parse_swarm_config(render_swarm_template("s") + "\n" + text.replace(
+        f"size_bytes = {train['size_bytes']}", f"size_bytes = {train['size_bytes'] + 2}"))
+    with pytest.raises(ConfigError, match=f"holds {train['size_bytes']} bytes, swarm.toml says size_bytes = "
+                                          f"{train['size_bytes'] + 2}"):
+        shards_in([tmp_path / "out"], manifest)
+    wide = encode_shard(decode_shard((tmp_path / "out" / train["name"]).read_bytes()), 4)
+    with pytest.raises(ConfigError, match="4-byte tokens, but a vocabulary of 300 is stored in 2"):
+        get_task("lm", {"vocab_size": 300}, shards=[(hashlib.sha256(wide).hexdigest(), wide)])

@@ -33,3 +33,19 @@ def test_a_tracker_refuses_a_signed_policy_that_breaks_it_naming_the_key_and_the
     check_deterrence(CreditPolicy(sampling_rate=0.25, escrow_depth=6))
     with pytest.raises(ConfigError, match=r"credits.escrow_depth 3 must be at least 6 at sampling_rate 0.25"):
         check_deterrence(CreditPolicy(sampling_rate=0.25, escrow_depth=3))
+
+
+def test_a_data_share_raises_the_bounds_an_accomplice_owner_could_gain_it_too():
+    # Undetected, a made-up report also pays the text's owners up to data_share of its claim: a cheat that
+    # owns text (or has an accomplice who does) gains (1 + d) x f x c, so the collateral must cover that.
+    claim, ppm = 1000, 500_000
+    for rate, share in itertools.product([0.01, 0.1, 0.5, 1.0], [0.01, 0.5, 1.0]):
+        collateral = -(-claim * (1 + ppm / 1e6) // (rate * DETECTION))
+        assert deters(int(collateral), claim, rate, ppm)
+        assert not deters(int(collateral) - 2, claim, rate, ppm)
+        caught = rate * DETECTION * share
+        assert (1 - caught) * share * claim * 1.5 - caught * collateral <= 1e-9, (rate, share)
+    assert least_escrow_depth(0.25, 100_000) == 6 and least_escrow_depth(0.25, 500_000) == 8
+    check_deterrence(CreditPolicy(sampling_rate=0.25, escrow_depth=8, data_share_ppm=500_000))
+    with pytest.raises(ConfigError, match=r"must be at least 8 at sampling_rate 0.25 and data_share 0.5"):
+        check_deterrence(CreditPolicy(sampling_rate=0.25, escrow_depth=6, data_share_ppm=500_000))

@@ -42,7 +42,8 @@ class CreditPolicy:
         if state.scrutiny_left > 0:
             return True
         rate = self.policy.sampling_rate
-        if not deters(self.collateral(state, excluding=index), state.undecided.get(index, 0), rate):
+        if not deters(self.collateral(state, excluding=index), state.undecided.get(index, 0), rate,
+                      self.policy.data_share_ppm):
             return True
         return self.draw(report_sha256) < rate
 

@@ -15,10 +15,16 @@ it can gain is credit for work it did not do. Take one report claiming `c` FLOPs
   (credit_policy.py). A confirmed cheat costs exactly that; a second one before the account is
   forgiven bans it.
 
+Data credit adds to the gain: each grant also pays the owners of the text its samples came from up to
+`d` (the manifest's data share) of its claim (potluck/data_credit.py), and an owner may be the cheat's
+accomplice, or the cheat itself. So undetected, a cheat gains at most `(1 + d) * f * c`, and every
+bound below is taken on the claim times `1 + d` (the owners' data credit of forfeited grants is
+forfeited too, but it is not counted as collateral: it need not be the cheat's).
+
 With p = s * DETECTION * f the chance of being caught, the expected gain over honesty is at most
 (1 - p) * f * c - p * C, which is <= 0 for every f as soon as
 
-    C >= c / (s * DETECTION)                                              (1)
+    C >= (1 + d) * c / (s * DETECTION)                                    (1)
 
 (since (1 - p) * f * c / p <= c / (s * DETECTION)). So the policy samples a report at rate `s` only when (1)
 holds for it, and recomputes it otherwise: a fresh account (no collateral) is checked until its
@@ -33,7 +39,7 @@ When an honest account's report is drawn, the rest of its escrow holds `escrow_d
 its usual size (the oldest vests as the newest arrives), so (1) lets its reports be sampled at rate `s`
 only if
 
-    escrow_depth - 1 >= 1 / (s * DETECTION)                               (2)
+    escrow_depth - 1 >= (1 + d) / (s * DETECTION)                         (2)
 
 A policy below (2) would recompute every report of every account and call it sampling, so
 `swarm sign` and `swarm start` refuse it (`check_deterrence`). An honest account's credit then vests
@@ -44,6 +50,7 @@ from __future__ import annotations
 
 import math
 
+from potluck.entries import PPM
 from potluck.errors import ConfigError
 
 # A lower bound on the probability that a drawn segment holding made-up micro-batches fails its
@@ -53,27 +60,29 @@ from potluck.errors import ConfigError
 DETECTION = 0.95
 
 
-def least_escrow_depth(sampling_rate: float) -> int:
-    """The smallest escrow depth that satisfies (2) at `sampling_rate`."""
-    return 1 + math.ceil(1.0 / (sampling_rate * DETECTION) - 1e-9)
+def least_escrow_depth(sampling_rate: float, data_share_ppm: int = 0) -> int:
+    """The smallest escrow depth that satisfies (2) at `sampling_rate` and the data share."""
+    return 1 + math.ceil((1.0 + data_share_ppm / PPM) / (sampling_rate * DETECTION) - 1e-9)
 
 
-def deters(collateral: int, claim: int, sampling_rate: float) -> bool:
+def deters(collateral: int, claim: int, sampling_rate: float, data_share_ppm: int = 0) -> bool:
     """Whether (1) holds: losing `collateral` when caught outweighs what `claim` could gain undetected."""
-    return collateral * sampling_rate * DETECTION >= claim
+    return collateral * sampling_rate * DETECTION * PPM >= claim * (PPM + data_share_ppm)
 
 
-def deterrence_problem(sampling_rate: float, escrow_depth: int) -> str | None:
+def deterrence_problem(sampling_rate: float, escrow_depth: int, data_share_ppm: int = 0) -> str | None:
     """What is wrong with a credit policy under which cheating would not lose in expectation (None if nothing)."""
-    least = least_escrow_depth(sampling_rate)
+    least = least_escrow_depth(sampling_rate, data_share_ppm)
     if escrow_depth >= least:
         return None
-    return (f"must be at least {least} at sampling_rate {sampling_rate:g}, or cheating pays (escrow_depth - 1 >= "
-            f"1 / (sampling_rate x {DETECTION:g}), tracker/credit/deterrence.py): raise it, or raise sampling_rate")
+    share = f" and data_share {data_share_ppm / PPM:g}" if data_share_ppm else ""
+    return (f"must be at least {least} at sampling_rate {sampling_rate:g}{share}, or cheating pays (escrow_depth - 1 "
+            f">= (1 + data_share) / (sampling_rate x {DETECTION:g}), tracker/credit/deterrence.py): raise it, or raise "
+            f"sampling_rate")
 
 
 def check_deterrence(policy) -> None:
     """Refuse a signed manifest's credit policy that violates (2), naming the key and the bound."""
-    problem = deterrence_problem(policy.sampling_rate, policy.escrow_depth)
+    problem = deterrence_problem(policy.sampling_rate, policy.escrow_depth, policy.data_share_ppm)
     if problem is not None:
         raise ConfigError(f"the manifest's credits.escrow_depth {policy.escrow_depth} {problem}")

@@ -63,7 +63,7 @@ class Submissions:
         self.manifest, self.ledger, self.writer, self.intake = manifest, ledger, writer, intake
         self.opening: OpeningPool | None = None
         self.verification, self.stats, self.flops_per_sample = verification, stats, flops_per_sample
-        self.data_split = DataSplit(manifest.manifest)  # who owns the text each grant's samples came from
+        self.data_split = DataSplit(manifest.manifest)  # what each grant pays the owners of the text
         self.queue: asyncio.Queue[tuple[list[bytes], asyncio.Future]] = asyncio.Queue()
         self.in_flight: dict[bytes, asyncio.Future] = {}  # dedup key -> the ack of those bytes, in progress
         self.logging: set[asyncio.Task] = set()
@@ -173,7 +173,9 @@ class Submissions:
                                num_samples=report.num_samples, flops_per_sample=self.flops_per_sample,
                                policy_version=policy.version, flops_per_credit=policy.flops_per_credit,
                                logged_at_ms=logged_at_ms, data_share_ppm=policy.data_share_ppm,
-                               data=self.data_split.credits(report, self.flops_per_sample, policy.flops_per_credit))
+                               data=self.data_split.credits(report.num_samples * self.flops_per_sample,
+                                                            policy.flops_per_credit),
+                               data_windows=self.data_split.total)
                    for position, report in admitted]
         accounts = self.intake.accounts
         try:

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from potluck.address import check_host_port
+from potluck.data_credit import MAX_OWNERS
 from potluck.entries import PPM
 from potluck.errors import ConfigError
-from potluck.identity import MAX_OWNER_CHARS, parse_credited
+from potluck.identity import MAX_OWNER_BYTES, parse_credited
 from potluck.manifest import MANIFEST_FORMAT_VERSION
 from potluck.proto.manifest_pb2 import (
     Community,
@@ -81,7 +82,7 @@ class _Table:
 
     def take_number(self, key: str, kind: type, low: float, high: float | None = None, default: Any = ...):
         value = self.take(key, kind, default)
-        if value < low or (high is not None and value > high):
+        if not (value >= low and (high is None or value <= high)):  # NaN is neither
             bound = f"at least {low}" if high is None else f"between {low} and {high}"
             raise self.error(key, f"must be {bound}", value)
         return value
@@ -101,8 +102,8 @@ def _owner(shard: _Table) -> str:
     try:
         return parse_credited(owner, "owner")
     except ConfigError:
-        raise shard.error("owner", f"must be an account id or a name of up to {MAX_OWNER_CHARS} printable "
-                                   f"characters", owner) from None
+        raise shard.error("owner", f"must be an account id or a name of up to {MAX_OWNER_BYTES} bytes of "
+                                   f"printable UTF-8 in NFC", owner) from None
 
 
 def _data_share_ppm(credits: _Table) -> int:
@@ -201,6 +202,9 @@ def parse_swarm_config(text: str, source: str = "swarm.toml") -> Manifest:
     digests = [s.sha256 for s in shards]
     if len(set(digests)) != len(digests):
         raise root.error("datasets", "a shard is listed twice", digests)
+    owners = sorted({shard.owner for shard in shards if shard.kind in ("", "train")})
+    if len(owners) > MAX_OWNERS:  # every grant names each (potluck/data_credit.py)
+        raise root.error("datasets", f"the training shards have {len(owners)} owners; at most {MAX_OWNERS}", owners)
 
     hive = _Table(source, "hivemind", root.take("hivemind", dict))
     hivemind = HivemindSettings(
@@ -235,7 +239,7 @@ def parse_swarm_config(text: str, source: str = "swarm.toml") -> Manifest:
         escrow_depth=credits.take_number("escrow_depth", int, 0, 1_000_000),
         data_share_ppm=_data_share_ppm(credits),
     )
-    problem = deterrence_problem(policy.sampling_rate, policy.escrow_depth)
+    problem = deterrence_problem(policy.sampling_rate, policy.escrow_depth, policy.data_share_ppm)
     if problem is not None:
         raise credits.error("escrow_depth", problem, policy.escrow_depth)
     credits.finish()

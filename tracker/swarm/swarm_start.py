@@ -62,6 +62,9 @@ def shards_in(data_dirs: Sequence[Path], manifest: Manifest) -> dict[str, Path]:
         if path is None:
             where = ", ".join(map(str, data_dirs)) or "(none given)"
             raise ConfigError(f"dataset shard {shard.name}: not found in --data-dir {where} (by sha256 or name)")
+        if (size := path.stat().st_size) != shard.size_bytes:  # the owners' data credit is computed from it
+            raise ConfigError(f"dataset shard {shard.name}: {path} holds {size} bytes, swarm.toml says size_bytes = "
+                              f"{shard.size_bytes}")
         found[shard.sha256] = path
     return found
 
