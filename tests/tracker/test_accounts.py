@@ -67,8 +67,8 @@ def test_a_restart_rebuilds_every_accounts_state_from_one_read_of_the_store(tmp_
     for account in (honest, cheat):  # as the Tracker service registers a binding
         peer = load_or_create_peer_identity(tmp_path / f"{account.account_id[:8]}.key")
         entry = binding(account, peer)
-        ledger.append([entry])
-        accounts.bind(account.account_id, peer.peer_id, entry.logged_at_ms / 1000)
+        [index] = ledger.append([entry])
+        accounts.bind(account.account_id, peer.peer_id, entry.logged_at_ms / 1000, index)
     for sequence in range(1, 6):  # as the intake and the pump log grants, and verification decides
         for account in (honest, cheat):
             entry = grant(account, sequence)
@@ -108,8 +108,8 @@ def test_a_registered_account_without_grants_has_no_balance(tmp_path):
     account = AccountKey.generate()
     peer = load_or_create_peer_identity(tmp_path / "peer.key")
     entry = binding(account, peer)
-    ledger.append([entry])
-    policy.accounts.bind(account.account_id, peer.peer_id, entry.logged_at_ms / 1000)
+    [index] = ledger.append([entry])
+    policy.accounts.bind(account.account_id, peer.peer_id, entry.logged_at_ms / 1000, index)
     # Auditors see no balance for it (the log credits it nothing), so the tracker must list none.
     assert policy.accounts.find(account.account_id) is not None and ledger.balances.accounts == {}
     ledger.store.close()

@@ -125,3 +125,15 @@ def test_an_account_over_its_rate_limit_gets_resource_exhausted(tracker, alice):
     assert codes[:RATE_BURST] == [""] * RATE_BURST  # a burst (say, after an outage) is fine
     # Then the bucket refills at RATE_PER_SECOND: on a busy machine a few more get through.
     assert set(codes[RATE_BURST:]) <= {"", "RESOURCE_EXHAUSTED"} and codes.count("RESOURCE_EXHAUSTED") > 100
+
+
+def test_registering_the_same_account_and_peer_again_logs_nothing_new(tracker, alice):
+    """PSS signatures are randomized, so each fresh binding of one (account, peer) pair is new bytes: without
+    a check, anyone could grow the log (and the tracker's memory) by one durable entry per call, forever."""
+    first = tracker.tracker.ledger.balances.binding_index[alice.peer.peer_id]
+    size = tracker.tracker.ledger.size
+    for _ in range(5):
+        again = alice.binding(tracker.manifest)
+        answer = tracker.stub.Register(pb.RegisterRequest(binding=again), timeout=10)
+        assert answer.index == first
+    assert tracker.tracker.ledger.size == size

@@ -28,6 +28,7 @@ class Accounts(Balances):
         self.origin, self.policy = origin, policy
         self.states: dict[str, AccountState] = {}
         self.account_of_peer: dict[str, str] = {}
+        self.binding_index: dict[str, int] = {}  # PeerID -> ledger index of its logged binding
         # The tracker's own view of the swarm's epoch: the newest epoch of an admitted report (so a node's
         # queued reports, sent 64 to a message after an outage, pass one after another). Nothing a peer writes
         # in the DHT moves it; a report moves it at most EPOCH_SLACK (proto/wire.py) ahead.
@@ -52,7 +53,8 @@ class Accounts(Balances):
 
     # -- the intake's reservations, on the event loop --
 
-    def bind(self, account_id: str, peer_id: str, logged_at: float) -> None:
+    def bind(self, account_id: str, peer_id: str, logged_at: float, index: int) -> None:
+        self.binding_index.setdefault(peer_id, index)
         state = self.get(account_id)
         state.peer_ids.add(peer_id)
         state.bound_at[peer_id] = min(state.bound_at.get(peer_id, logged_at), logged_at)
@@ -102,7 +104,7 @@ class Accounts(Balances):
         kind = entry.WhichOneof("kind")
         body = getattr(entry, kind)
         if kind == "binding":
-            self.bind(body.account_id, body.peer_id, entry.logged_at_ms / 1000)
+            self.bind(body.account_id, body.peer_id, entry.logged_at_ms / 1000, index)
         elif kind == "grant":
             report = ContributionReport.FromString(parse_envelope(body.report).payload)
             self.reserve(report)

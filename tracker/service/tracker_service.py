@@ -58,10 +58,12 @@ class TrackerService(TrackerServicer):
         if owner is not None and owner != binding.account_id:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"peer {binding.peer_id} is already bound to account {owner[:12]}")
+        if owner is not None:  # the same pair again (a fresh signature, so other bytes): nothing new to log
+            return pb.RegisterResponse(index=self.accounts.binding_index[binding.peer_id])
         entry = LedgerEntry(origin=self.manifest.origin, logged_at_ms=_now_ms(), binding=BindingRecord(
             binding=request.binding, account_id=binding.account_id, peer_id=binding.peer_id))
         index = await self.writer.append(entry)
-        self.accounts.bind(binding.account_id, binding.peer_id, entry.logged_at_ms / 1000)
+        self.accounts.bind(binding.account_id, binding.peer_id, entry.logged_at_ms / 1000, index)
         return pb.RegisterResponse(index=index)
 
     async def SubmitReports(self, request_iterator, context):
