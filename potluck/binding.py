@@ -9,6 +9,7 @@ match DHT records and averaging groups to accounts.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from hivemind.proto import crypto_pb2
 
 from potluck.errors import KeyFileError, VerificationError
 from potluck.identity import AccountKey, account_id_of
-from potluck.keyfile import read_secret_file, write_secret_file
+from potluck.keyfile import create_secret_file, read_secret_file
 from potluck.proto.report_pb2 import KeyBinding, KeyBindingStatement
 from potluck.signing import PURPOSE_BINDING, open_envelope, seal
 
@@ -58,11 +59,11 @@ def peer_id_of(public_key_bytes: bytes) -> str:
 
 def load_or_create_peer_identity(path: Path) -> PeerIdentity:
     """The node's stable network identity, created (mode 0600) on first use."""
-    if not path.exists():
+    if not os.path.lexists(path):
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption())
-        write_secret_file(path, crypto_pb2.PrivateKey(key_type=crypto_pb2.RSA, data=der).SerializeToString())
+        create_secret_file(path, crypto_pb2.PrivateKey(key_type=crypto_pb2.RSA, data=der).SerializeToString())
     raw = read_secret_file(path)
     try:
         key = serialization.load_der_private_key(crypto_pb2.PrivateKey.FromString(raw).data, password=None)

@@ -17,7 +17,7 @@ from nacl.signing import SigningKey
 
 from potluck.atomic_file import write_file_atomically
 from potluck.errors import KeyFileError
-from potluck.keyfile import read_secret_file, write_secret_file
+from potluck.keyfile import create_secret_file, read_secret_file
 from potluck.tlog import parse_signer_key, signer_key_text, verifier_key_text
 
 __all__ = ["LOG_KEY_FILE", "LOG_PUB_FILE", "load_or_create_log_key"]
@@ -40,7 +40,7 @@ def load_or_create_log_key(state_dir: Path, origin: str) -> SigningKey:
     if not os.path.lexists(path):
         key = SigningKey.generate()
         try:
-            write_secret_file(path, (signer_key_text(origin, key) + "\n").encode("ascii"))
+            create_secret_file(path, (signer_key_text(origin, key) + "\n").encode("ascii"))
         except OSError as exc:
             raise KeyFileError(f"{path}: cannot create log key file ({exc.strerror or exc})") from None
         logger.info("created a new log key for origin %r in %s", origin, path)
