@@ -1,5 +1,4 @@
-"""The tracker's gRPC server: our services plus the standard health service and reflection; unexpected
-failures answered without internals (hide_internals.py)."""
+"""The tracker's gRPC server: our services plus the standard health service and reflection."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from grpc_reflection.v1alpha import reflection
 from potluck.errors import ConfigError
 from potluck.proto import tracker_pb2, tracker_pb2_grpc
 from potluck.proto.wire import MAX_MESSAGE_BYTES
-from potluck.tracker.service.hide_internals import HideInternals
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +24,7 @@ SERVER_OPTIONS = [
 async def start_server(listen: str, *, ledger_service=None, tracker_service=None,
                        interceptors=()) -> tuple[grpc.aio.Server, int]:
     """Start a grpc.aio server on `listen` (HOST:PORT, port 0 picks one); return it and its port."""
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[HideInternals(), *interceptors])
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors))
     names = [reflection.SERVICE_NAME, health.SERVICE_NAME]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
