@@ -25,6 +25,7 @@ from collections import Counter
 
 from potluck.entries import credits_text, data_flops
 from potluck.errors import VerificationError
+from potluck.manifest import is_training, param_dict
 from potluck.proto.ledger_pb2 import DataCredit
 from potluck.proto.manifest_pb2 import Manifest
 from potluck.token_shards import HEADER, token_width
@@ -53,12 +54,11 @@ class DataSplit:
         if task not in TEXT_TASKS or not self.share_ppm:
             return
         try:
-            params = {key: getattr(value, value.WhichOneof("kind")) for key, value in manifest.task.params.items()}
+            params = param_dict(manifest.task)
             length = params["seq_len"] + 1
-            for shard in manifest.datasets:
-                if shard.kind in ("", "train"):
-                    items = training_items(task, params, shard.size_bytes)
-                    self.windows[shard.owner] += Windows([items], length, task).count
+            for shard in filter(is_training, manifest.datasets):
+                items = training_items(task, params, shard.size_bytes)
+                self.windows[shard.owner] += Windows([items], length, task).count
         except (KeyError, TypeError) as e:
             raise VerificationError(f"the manifest's task {task} lacks a usable parameter ({e})") from None
         if len(self.windows) > MAX_OWNERS:

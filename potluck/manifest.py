@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 
 from potluck.errors import ConfigError, VerificationError
 from potluck.identity import AccountKey, parse_account_id
-from potluck.proto.manifest_pb2 import Manifest, TaskSpec
+from potluck.proto.manifest_pb2 import DatasetShard, Manifest, TaskSpec
 from potluck.signing import PURPOSE_MANIFEST, open_envelope, seal
 
 MANIFEST_FORMAT_VERSION = 1
@@ -99,10 +99,15 @@ def param_dict(task: TaskSpec) -> dict[str, Any]:
     return {key: getattr(value, value.WhichOneof("kind")) for key, value in task.params.items()}
 
 
+def is_training(shard: DatasetShard) -> bool:
+    """Whether a task trains on the shard: not a held-out ("eval") one, the tokenizer, nor the state a
+    resumed swarm starts from ("init")."""
+    return shard.kind in ("", "train")
+
+
 def training_shards(manifest: Manifest) -> set[str]:
-    """The sha256 of every dataset shard a task trains on: not the held-out ("eval") ones, the tokenizer,
-    nor the state a resumed swarm starts from ("init")."""
-    return {shard.sha256 for shard in manifest.datasets if shard.kind in ("", "train")}
+    """The sha256 of every dataset shard a task trains on (`is_training`)."""
+    return {shard.sha256 for shard in manifest.datasets if is_training(shard)}
 
 
 def initial_state_shard(manifest: Manifest) -> str | None:

@@ -22,7 +22,7 @@ from potluck.data_credit import MAX_OWNERS
 from potluck.entries import PPM
 from potluck.errors import ConfigError
 from potluck.identity import MAX_OWNER_BYTES, parse_credited
-from potluck.manifest import MANIFEST_FORMAT_VERSION
+from potluck.manifest import MANIFEST_FORMAT_VERSION, is_training
 from potluck.proto.manifest_pb2 import (
     Community,
     CreditPolicy,
@@ -202,7 +202,7 @@ def parse_swarm_config(text: str, source: str = "swarm.toml") -> Manifest:
     digests = [s.sha256 for s in shards]
     if len(set(digests)) != len(digests):
         raise root.error("datasets", "a shard is listed twice", digests)
-    owners = sorted({shard.owner for shard in shards if shard.kind in ("", "train")})
+    owners = sorted({shard.owner for shard in shards if is_training(shard)})
     if len(owners) > MAX_OWNERS:  # every grant names each (potluck/data_credit.py)
         raise root.error("datasets", f"the training shards have {len(owners)} owners; at most {MAX_OWNERS}", owners)
 
