@@ -38,6 +38,7 @@ from potluck.entries import grant_entry, serialize_entry
 from potluck.proto.report_pb2 import ContributionReport
 from potluck.signing import PURPOSE_REPORT, seal
 from potluck.tlog import MerkleTree, verify_inclusion
+from potluck.tls import new_certificate
 from potluck.tracker.ledger.ledger import Ledger
 from potluck.tracker.ledger.store import open_store
 from potluck.tracker.service.ledger_service import LedgerService
@@ -125,7 +126,8 @@ def first_audit(directory: Path, entries: list) -> tuple[float, dict[str, float]
         thread = threading.Thread(target=loop.run_forever, daemon=True)
         thread.start()
         server, port = asyncio.run_coroutine_threadsafe(
-            start_server("127.0.0.1:0", ledger_service=LedgerService(ledger, FLOPS_PER_CREDIT)), loop).result(30)
+            start_server("127.0.0.1:0", new_certificate(), ledger_service=LedgerService(ledger, FLOPS_PER_CREDIT)),
+            loop).result(30)
         try:
             config = AuditConfig(tracker=f"127.0.0.1:{port}", log_key=ledger.verifier_key,
                                  state_dir=directory / "auditor")

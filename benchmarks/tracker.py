@@ -53,6 +53,7 @@ from potluck.manifest import read_manifest_file, sign_manifest, verify_manifest 
 from potluck.proto.wire import MAX_REPORTS_PER_MESSAGE  # noqa: E402
 from potluck.tracker.intake import RATE_BURST  # noqa: E402
 from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template  # noqa: E402
+from potluck.tracker_client import TrackerClient  # noqa: E402
 
 TARGETS = {  # reports/s: minimum ratio to Ed25519 verifications/s on one core; verifier: maximum share
     "reports_logged_per_s": 0.3,
@@ -272,7 +273,6 @@ def volunteer(port: int, manifest_bytes: bytes, directory: Path, sizes: list[int
     A volunteer sends one report per epoch; the tracker lets an account send at most a burst of
     RATE_BURST at once. So each client speaks for many accounts, each sending fewer than that.
     """
-    import grpc
 
     from potluck.proto import tracker_pb2 as pb
     from potluck.proto.tracker_pb2_grpc import TrackerStub
@@ -280,7 +280,7 @@ def volunteer(port: int, manifest_bytes: bytes, directory: Path, sizes: list[int
 
     try:
         manifest = verify_manifest(manifest_bytes)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with TrackerClient(f"127.0.0.1:{port}").channel as channel:
             stub = TrackerStub(channel)
             log_key = stub.GetManifest(pb.GetManifestRequest(), timeout=RPC_TIMEOUT).log_key
             accounts = [Volunteer.create(directory / f"account-{i}")

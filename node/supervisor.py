@@ -35,10 +35,9 @@ from potluck.node.reachability import find_reachability
 from potluck.node.reporter import Reporter
 from potluck.node.reports import build_report
 from potluck.node.status_display import FAILURES_TO_REPORT, StatusDisplay, averaging_advice
-from potluck.node.swarm_source import obtain_manifest, obtain_shards
+from potluck.node.swarm_source import obtain_shards, obtain_swarm
 from potluck.node.training import TrainingConfig, WindowStats
 from potluck.node.worker import WorkerDone, WorkerReady, WorkerSpec, WorkerStatus, run_worker
-from potluck.tracker_client import TrackerClient
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +67,7 @@ class NodeConfig:
     announce_maddrs: tuple[str, ...]
     data_dir: Path | None
     json_logs: bool
+    tracker_cert: str | None = None  # the tracker's TLS certificate fingerprint (hex), from the join line
 
 
 class Node:
@@ -98,11 +98,9 @@ class Node:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.device = pick_device(config.device)
         _check_ports_free(config.host_maddrs)
-        client = TrackerClient(config.tracker, rpc_timeout=CALL_TIMEOUT) if config.tracker else None
-        self.manifest, log_key = obtain_manifest(client=client, manifest_path=config.manifest,
-                                                 lead_key=config.lead_key, state_dir=config.state_dir)
-        self.client = client or TrackerClient(self.manifest.manifest.tracker_address, rpc_timeout=CALL_TIMEOUT)
-        self.log_key = log_key or self.client.manifest().log_key
+        self.manifest, self.client, self.log_key = obtain_swarm(
+            tracker=config.tracker, tracker_cert=config.tracker_cert, manifest_path=config.manifest,
+            lead_key=config.lead_key, state_dir=config.state_dir, rpc_timeout=CALL_TIMEOUT)
         data_dirs = [config.data_dir] if config.data_dir else []
         self.shards = obtain_shards(self.manifest, data_dirs=data_dirs, cache_dir=config.state_dir / "data",
                                     client=self.client)

@@ -1,5 +1,6 @@
 """How a node obtains what it trusts: the signed manifest (lead key pinned or remembered on first
-use), the tracker's log key, and every dataset shard, checked by sha256 before use."""
+use), a TLS channel to the tracker the manifest pins, the log key it pins, and every dataset shard,
+checked by sha256 before use."""
 
 from __future__ import annotations
 
@@ -17,21 +18,40 @@ logger = logging.getLogger(__name__)
 SHARD_TIMEOUT = 600.0
 
 
-def obtain_manifest(*, client: TrackerClient | None, manifest_path: Path | None, lead_key: bytes | None,
-                    state_dir: Path) -> tuple[SignedManifest, str | None]:
-    """The verified manifest (from `manifest_path`, else from the tracker), and the log key if the tracker sent it."""
-    log_key = None
+def obtain_swarm(*, tracker: str | None, tracker_cert: str | None, manifest_path: Path | None,
+                 lead_key: bytes | None, state_dir: Path,
+                 rpc_timeout: float) -> tuple[SignedManifest, TrackerClient, str]:
+    """The verified manifest (from `manifest_path`, else from the tracker), a client of its tracker, and the log key.
+
+    What the lead signed is what is trusted: the tracker must present the TLS certificate the manifest
+    pins (else it is another server, or a man-in-the-middle), and receipts are checked against the log
+    key the manifest pins, never one the tracker merely sends, since an acknowledged report is deleted
+    from the node's queue of what it is owed.
+    """
+    response = None
     if manifest_path is not None:
         signed = read_manifest_file(manifest_path)
+        check_lead(signed, lead_key, state_dir / "lead.pub")
+        m = signed.manifest
+        client = TrackerClient(tracker or m.tracker_address, rpc_timeout=rpc_timeout,
+                               tls_sha256=tracker_cert or m.tracker_tls_sha256 or None)
     else:
+        client = TrackerClient(tracker, rpc_timeout=rpc_timeout, tls_sha256=tracker_cert)
         response = client.manifest()
         try:
             signed = verify_manifest(response.signed_manifest)
         except VerificationError as e:
             raise VerificationError(f"manifest from tracker {client.address}: {e}") from None
-        log_key = response.log_key or None
-    check_lead(signed, lead_key, state_dir / "lead.pub")
-    return signed, log_key
+        check_lead(signed, lead_key, state_dir / "lead.pub")
+        m = signed.manifest
+    if m.tracker_tls_sha256 and client.tls_sha256 != m.tracker_tls_sha256:
+        raise VerificationError(
+            f"tracker {client.address} presented TLS certificate sha256:{client.tls_sha256}, but the lead's manifest "
+            f"pins sha256:{m.tracker_tls_sha256}; refusing it (another server, or a man-in-the-middle)")
+    if m.log_key:
+        return signed, client, m.log_key
+    logger.warning("the manifest pins no log key: trusting the one tracker %s sends on first use", client.address)
+    return signed, client, (response or client.manifest()).log_key
 
 
 def check_lead(signed: SignedManifest, pinned: bytes | None, remembered_file: Path) -> None:

@@ -2,7 +2,9 @@
 
 Every call carries a deadline. A call that gets no answer raises `TrackerUnreachable`; one the tracker
 refuses raises `TrackerError` with its status; each is one line naming the tracker and the call.
-Nothing the tracker answers is trusted here: callers verify what they are given.
+Nothing the tracker answers is trusted here: callers verify what they are given. The channel is TLS
+(potluck/tls.py): pinned to a certificate fingerprint when the caller has one (a volunteer, from the
+join line or the lead's manifest), otherwise encrypted to whatever certificate the tracker presents.
 """
 
 from __future__ import annotations
@@ -16,35 +18,63 @@ from potluck.errors import TrackerError, TrackerUnreachable, VerificationError
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.tracker_pb2_grpc import LedgerStub, TrackerStub
 from potluck.proto.wire import MAX_MESSAGE_BYTES
+from potluck.tls import TLS_NAME, certificate_sha256, probe_certificate
 
 __all__ = ["DEFAULT_RPC_TIMEOUT", "ENTRIES_PER_REQUEST", "TrackerClient", "open_channel"]
 
 DEFAULT_RPC_TIMEOUT = 30.0
 #: Entries asked for per GetEntries call: each call's deadline covers this many.
 ENTRIES_PER_REQUEST = 5000
+PROBE_TIMEOUT = 10.0  # seconds for the TLS handshake that reads the tracker's certificate
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.enable_retries", 0)]
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
-def open_channel(address: str) -> grpc.Channel:
-    """An insecure channel to the tracker at HOST:PORT, with the message limits of the wire contract."""
-    return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+def open_channel(address: str, cert_pem: bytes) -> grpc.Channel:
+    """A TLS channel to the tracker at HOST:PORT that trusts only `cert_pem`, with the wire contract's limits."""
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=cert_pem),
+                               options=[*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", TLS_NAME)])
 
 
 class TrackerClient:
     """Calls the tracker at `address` (HOST:PORT), each call within `rpc_timeout` seconds unless told otherwise.
 
-    `channel` is open for callers that stream (the node's reporter).
+    `tls_sha256` pins the tracker's certificate (lowercase hex); without it the first certificate seen
+    is used. The channel opens on the first call (reading the certificate then: a tracker that is
+    down raises `TrackerUnreachable` there, as any call would); `channel` is for callers that stream.
     """
 
-    def __init__(self, address: str, *, rpc_timeout: float = DEFAULT_RPC_TIMEOUT):
+    def __init__(self, address: str, *, rpc_timeout: float = DEFAULT_RPC_TIMEOUT, tls_sha256: str | None = None):
         self.address = check_host_port(address, "--tracker")
-        self.rpc_timeout = rpc_timeout
-        self.channel = open_channel(address)
-        self._tracker, self._ledger = TrackerStub(self.channel), LedgerStub(self.channel)
+        self.rpc_timeout, self.pinned = rpc_timeout, tls_sha256
+        self._channel: grpc.Channel | None = None
+        self._cert_pem: bytes | None = None
+
+    @property
+    def channel(self) -> grpc.Channel:
+        return self._open() if self._channel is None else self._channel
+
+    def _open(self) -> grpc.Channel:
+        self._cert_pem = probe_certificate(self.address, min(self.rpc_timeout, PROBE_TIMEOUT), self.pinned)
+        self._channel = open_channel(self.address, self._cert_pem)
+        self._stubs = {"tracker": TrackerStub(self._channel), "ledger": LedgerStub(self._channel)}
+        return self._channel
+
+    def _stub(self, service: str):
+        if self._channel is None:
+            self._open()
+        return self._stubs[service]
+
+    @property
+    def tls_sha256(self) -> str:
+        """The fingerprint of the certificate this client's channel trusts (opening it if need be)."""
+        if self._cert_pem is None:
+            self._open()
+        return certificate_sha256(self._cert_pem)
 
     def close(self) -> None:
-        self.channel.close()
+        if self._channel is not None:
+            self._channel.close()
 
     def __enter__(self) -> TrackerClient:
         return self
@@ -56,23 +86,23 @@ class TrackerClient:
 
     def manifest(self) -> pb.GetManifestResponse:
         """The signed manifest and the log's verifier key, unverified."""
-        return self._call(self._tracker, "GetManifest", pb.GetManifestRequest())
+        return self._call("tracker", "GetManifest", pb.GetManifestRequest())
 
     def register(self, binding: bytes) -> pb.RegisterResponse:
-        return self._call(self._tracker, "Register", pb.RegisterRequest(binding=binding))
+        return self._call("tracker", "Register", pb.RegisterRequest(binding=binding))
 
     def status(self) -> pb.StatusResponse:
-        return self._call(self._tracker, "GetStatus", pb.StatusRequest())
+        return self._call("tracker", "GetStatus", pb.StatusRequest())
 
     def check_reachability(self, port: int) -> pb.ReachabilityResponse:
         """Whether the tracker could connect back to this host's `port` (tracker/service/reachability.py)."""
-        return self._call(self._tracker, "CheckReachability", pb.ReachabilityRequest(port=port))
+        return self._call("tracker", "CheckReachability", pb.ReachabilityRequest(port=port))
 
     def fetch_shard(self, sha256: str, timeout: float) -> bytes:
         """A dataset shard's bytes, unchecked, within `timeout` seconds for the whole download."""
         try:
-            return b"".join(chunk.data for chunk in self._tracker.FetchShard(pb.FetchShardRequest(sha256=sha256),
-                                                                              timeout=timeout))
+            chunks = self._stub("tracker").FetchShard(pb.FetchShardRequest(sha256=sha256), timeout=timeout)
+            return b"".join(chunk.data for chunk in chunks)
         except grpc.RpcError as exc:
             raise self._error("FetchShard", exc, timeout) from None
 
@@ -80,19 +110,19 @@ class TrackerClient:
 
     def checkpoint(self) -> str:
         """The tracker's latest signed checkpoint note, unverified."""
-        return self._call(self._ledger, "GetCheckpoint", pb.GetCheckpointRequest()).checkpoint
+        return self._call("ledger", "GetCheckpoint", pb.GetCheckpointRequest()).checkpoint
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         request = pb.ConsistencyProofRequest(old_size=old_size, new_size=new_size)
-        return list(self._call(self._ledger, "GetConsistencyProof", request).hashes)
+        return list(self._call("ledger", "GetConsistencyProof", request).hashes)
 
     def receipt(self, index: int) -> str:
         """A C2SP tlog-proof receipt for entry `index`, unverified."""
-        return self._call(self._ledger, "GetReceipt", pb.ReceiptRequest(index=index)).receipt
+        return self._call("ledger", "GetReceipt", pb.ReceiptRequest(index=index)).receipt
 
     def balances(self, account_id: str = "") -> pb.BalancesResponse:
         """Every account's balance, or only `account_id`'s."""
-        return self._call(self._ledger, "GetBalances", pb.BalancesRequest(account_id=account_id))
+        return self._call("ledger", "GetBalances", pb.BalancesRequest(account_id=account_id))
 
     def entries(self, start: int, end: int) -> Iterator[list[bytes]]:
         """Entry bytes for indices start..end-1, in chunks of at most ENTRIES_PER_REQUEST, in order.
@@ -104,7 +134,7 @@ class TrackerClient:
             chunk_end = min(chunk_start + ENTRIES_PER_REQUEST, end)
             request = pb.EntriesRequest(start=chunk_start, end=chunk_end)
             chunk: list[bytes] = []
-            call = self._ledger.GetEntries(request, timeout=self.rpc_timeout)
+            call = self._stub("ledger").GetEntries(request, timeout=self.rpc_timeout)
             try:
                 for batch in call:
                     expected = chunk_start + len(chunk)
@@ -121,9 +151,9 @@ class TrackerClient:
                                         f"{chunk_start}..{chunk_end} stopped after {len(chunk)} entries")
             yield chunk
 
-    def _call(self, stub, method: str, request):
+    def _call(self, service: str, method: str, request):
         try:
-            return getattr(stub, method)(request, timeout=self.rpc_timeout)
+            return getattr(self._stub(service), method)(request, timeout=self.rpc_timeout)
         except grpc.RpcError as exc:
             raise self._error(method, exc, self.rpc_timeout) from None
 

@@ -94,7 +94,7 @@ class CreditPolicy(_message.Message):
     def __init__(self, version: _Optional[int] = ..., flops_per_credit: _Optional[int] = ..., sampling_rate: _Optional[float] = ..., escrow_depth: _Optional[int] = ..., new_account_checks: _Optional[int] = ..., data_share_ppm: _Optional[int] = ...) -> None: ...
 
 class Manifest(_message.Message):
-    __slots__ = ("format_version", "name", "description", "origin", "swarm_seed", "community", "task", "datasets", "hivemind", "bootstrap_peers", "tracker_address", "credit_policy")
+    __slots__ = ("format_version", "name", "description", "origin", "swarm_seed", "community", "task", "datasets", "hivemind", "bootstrap_peers", "tracker_address", "credit_policy", "log_key", "tracker_tls_sha256")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +107,8 @@ class Manifest(_message.Message):
     BOOTSTRAP_PEERS_FIELD_NUMBER: _ClassVar[int]
     TRACKER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     CREDIT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    LOG_KEY_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_TLS_SHA256_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     name: str
     description: str
@@ -119,4 +121,6 @@ class Manifest(_message.Message):
     bootstrap_peers: _containers.RepeatedScalarFieldContainer[str]
     tracker_address: str
     credit_policy: CreditPolicy
-    def __init__(self, format_version: _Optional[int] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., origin: _Optional[str] = ..., swarm_seed: _Optional[bytes] = ..., community: _Optional[_Union[Community, _Mapping]] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., datasets: _Optional[_Iterable[_Union[DatasetShard, _Mapping]]] = ..., hivemind: _Optional[_Union[HivemindSettings, _Mapping]] = ..., bootstrap_peers: _Optional[_Iterable[str]] = ..., tracker_address: _Optional[str] = ..., credit_policy: _Optional[_Union[CreditPolicy, _Mapping]] = ...) -> None: ...
+    log_key: str
+    tracker_tls_sha256: str
+    def __init__(self, format_version: _Optional[int] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., origin: _Optional[str] = ..., swarm_seed: _Optional[bytes] = ..., community: _Optional[_Union[Community, _Mapping]] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., datasets: _Optional[_Iterable[_Union[DatasetShard, _Mapping]]] = ..., hivemind: _Optional[_Union[HivemindSettings, _Mapping]] = ..., bootstrap_peers: _Optional[_Iterable[str]] = ..., tracker_address: _Optional[str] = ..., credit_policy: _Optional[_Union[CreditPolicy, _Mapping]] = ..., log_key: _Optional[str] = ..., tracker_tls_sha256: _Optional[str] = ...) -> None: ...

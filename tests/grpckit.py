@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
+import grpc
+
+from potluck.errors import TrackerUnreachable
+from potluck.tls import new_certificate, probe_certificate
 from potluck.tracker.service.server import start_server
+from potluck.tracker_client import open_channel
 
 
 class LoopThread:
@@ -30,7 +36,8 @@ class ServerThread(LoopThread):
 
     def __init__(self, **services):
         super().__init__()
-        self.server, self.port = self.call(start_server("127.0.0.1:0", **services))
+        self.certificate = new_certificate()
+        self.server, self.port = self.call(start_server("127.0.0.1:0", self.certificate, **services))
         self.address = f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
@@ -42,3 +49,15 @@ class ServerThread(LoopThread):
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def tracker_channel(address: str, timeout: float = 60.0) -> grpc.Channel:
+    """A TLS channel to the tracker at `address` (trusting the certificate it presents), once it answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return open_channel(address, probe_certificate(address, 5.0))
+        except TrackerUnreachable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -16,6 +16,7 @@ from potluck.proto.report_pb2 import AveragingRound, ContributionReport
 from potluck.proto.wire import SKETCH_DIM, num_segments
 from potluck.signing import PURPOSE_REPORT, seal
 from potluck.tracker.swarm.swarm_config import parse_swarm_config, render_swarm_template
+from potluck.tracker.swarm.swarm_start import pin_tracker
 
 # A test window lasts 10 ms: short enough that hundreds of back-to-back windows end before the
 # tracker's clock slack runs out, long enough that their claims are plausible for their time.
@@ -29,10 +30,14 @@ def submit_reports(stub, reports: list[bytes], *, per_message: int = 64, timeout
     return [ack for response in stub.SubmitReports(iter(messages), timeout=timeout) for ack in response.acks]
 
 
-def make_manifest(tmp_path: Path, *, tracker: str = "127.0.0.1:1", edit=lambda text: text) -> SignedManifest:
+def make_manifest(tmp_path: Path, *, tracker: str = "127.0.0.1:1", edit=lambda text: text,
+                  pinned: bool = True) -> SignedManifest:
+    """A signed test manifest; `pinned`: it pins the log key and certificate of the tracker in tmp_path/tracker."""
     lead = AccountKey.generate()
     manifest = parse_swarm_config(edit(render_swarm_template("test")))
     manifest.tracker_address = tracker
+    if pinned:
+        pin_tracker(manifest, tmp_path / "tracker")
     return verify_manifest(sign_manifest(manifest, lead))
 
 

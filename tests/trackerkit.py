@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import grpc
-from grpckit import LoopThread
+from grpckit import LoopThread, tracker_channel
 from swarmkit import Volunteer, make_manifest
 
 from potluck.manifest import SignedManifest
@@ -30,7 +29,7 @@ class RunningTracker:
             raise
         self.port = self.tracker.port
         self.address = f"127.0.0.1:{self.port}"
-        self.channel = grpc.insecure_channel(self.address)
+        self.channel = tracker_channel(self.address)
         self.stub, self.ledger_stub = TrackerStub(self.channel), LedgerStub(self.channel)
 
     def stop(self) -> None:

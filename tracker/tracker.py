@@ -16,6 +16,8 @@ from potluck.node.hivemind_config import HivemindConfig
 from potluck.node.tasks import get_task
 from potluck.proto.report_pb2 import ContributionReport
 from potluck.signing import parse_envelope
+from potluck.tlog import verifier_key_text
+from potluck.tls import load_or_create_certificate
 from potluck.tracker.credit import Accounts, CreditPolicy
 from potluck.tracker.credit.deterrence import check_deterrence
 from potluck.tracker.intake import ReportIntake, Submissions
@@ -46,9 +48,10 @@ class Tracker:
     """A running tracker. Create with `await Tracker.start(...)`, end with `await tracker.stop()`."""
 
     def __init__(self, manifest: SignedManifest, ledger: Ledger, server: grpc.aio.Server, port: int,
-                 writer: LedgerWriter, service: TrackerService):
+                 writer: LedgerWriter, service: TrackerService, tls_sha256: str):
         self.manifest, self.ledger, self.server, self.port = manifest, ledger, server, port
         self.writer, self.service = writer, service
+        self.tls_sha256 = tls_sha256  # the fingerprint of the certificate it serves, for volunteers to pin
 
     @classmethod
     async def start(cls, manifest: SignedManifest, config: TrackerConfig) -> Tracker:
@@ -60,6 +63,8 @@ class Tracker:
             raise ConfigError(f"the manifest prices a sample at {m.task.flops_per_sample} FLOPs, but task "
                               f"{m.task.name!r} costs {flops_per_sample} (signed by another potluck version?)")
         log_key = load_or_create_log_key(config.state_dir, m.origin)
+        certificate = load_or_create_certificate(config.state_dir)
+        check_pins(m, verifier_key_text(m.origin, log_key.verify_key), certificate.sha256, config.state_dir)
         accounts = Accounts(m.origin, m.credit_policy)  # restored from every stored entry as the ledger opens
         ledger = Ledger(open_store(config.db), origin=m.origin, log_key=log_key, balances=accounts)
         policy = CreditPolicy(m.credit_policy, origin=m.origin, accounts=accounts,
@@ -83,7 +88,7 @@ class Tracker:
                 # Its signature was checked when it was logged (and the verifier checks it again).
                 verification.recheck(index, envelope, ContributionReport.FromString(parse_envelope(envelope).payload))
             server, port = await start_server(
-                config.listen, tracker_service=service,
+                config.listen, certificate, tracker_service=service,
                 ledger_service=LedgerService(ledger, m.credit_policy.flops_per_credit))
         except BaseException:
             await submissions.stop()
@@ -92,7 +97,7 @@ class Tracker:
             ledger.store.close()
             raise
         logger.info("tracker for %s serving on port %d (%d ledger entries)", m.origin, port, ledger.size)
-        return cls(manifest, ledger, server, port, writer, service)
+        return cls(manifest, ledger, server, port, writer, service, certificate.sha256)
 
     @property
     def log_key(self) -> str:
@@ -108,6 +113,19 @@ class Tracker:
         await self.verification.stop()
         await self.writer.stop()
         self.ledger.store.close()
+
+
+def check_pins(m, log_key: str, tls_sha256: str, state_dir: Path) -> None:
+    """A manifest pins this tracker's log key and certificate: refuse to serve one that pins others'."""
+    if m.log_key and m.log_key != log_key:
+        raise ConfigError(f"the manifest pins log key {m.log_key!r}, but {state_dir} holds {log_key!r}: "
+                          "volunteers would refuse every receipt (the manifest is for another state directory)")
+    if m.tracker_tls_sha256 and m.tracker_tls_sha256 != tls_sha256:
+        raise ConfigError(f"the manifest pins TLS certificate sha256:{m.tracker_tls_sha256}, but {state_dir} holds "
+                          f"sha256:{tls_sha256}: volunteers would refuse this tracker")
+    if not m.log_key or not m.tracker_tls_sha256:
+        logger.warning("the manifest pins no log key or TLS certificate: volunteers must trust this tracker on "
+                       "first use (`swarm start` signs both in)")
 
 
 def _verifier_spec(m, config: TrackerConfig) -> VerifierSpec:

@@ -17,6 +17,8 @@ def node_join(
     tracker: str | None = typer.Option(None, "--tracker", help="The swarm's tracker, HOST:PORT."),
     manifest: Path | None = typer.Option(None, "--manifest", help="A signed .manifest file (from the lead)."),
     lead_key: str | None = typer.Option(None, "--lead-key", help="Require this lead's signature (account id)."),
+    tracker_cert: str | None = typer.Option(
+        None, "--tracker-cert", help="Require this tracker TLS certificate (sha256:…, from the join line)."),
     identity: Path | None = identity_option(),
     state_dir: Path | None = typer.Option(None, "--state-dir", help="Node state (default: $POTLUCK_HOME/node)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where dataset shards may already be."),
@@ -32,6 +34,7 @@ def node_join(
     from potluck.logs import setup_logging
     from potluck.manifest import parse_lead_key
     from potluck.node.supervisor import Node, NodeConfig
+    from potluck.tls import parse_fingerprint
 
     setup_logging(json_logs=json_logs)
     config = NodeConfig(
@@ -39,5 +42,5 @@ def node_join(
         state_dir=state_dir or potluck_home() / "node", lead_key=parse_lead_key(lead_key) if lead_key else None,
         device=device, batch_size=batch_size, max_epochs=max_epochs, client_mode=client_mode,
         host_maddrs=tuple(host_maddrs), announce_maddrs=tuple(announce_maddrs), data_dir=data_dir,
-        json_logs=json_logs)
+        json_logs=json_logs, tracker_cert=parse_fingerprint(tracker_cert) if tracker_cert else None)
     raise typer.Exit(Node(config).run())

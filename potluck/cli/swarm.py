@@ -122,7 +122,8 @@ def swarm_start(
 
     def announce(info: dict) -> None:
         typer.echo(f"Swarm {info['origin']} is up; the tracker listens on {info['listen']}.")
-        typer.echo(f"Volunteers join with:\n  potluck node join --tracker {info['tracker']} --lead-key {info['lead']}")
+        typer.echo(f"Volunteers join with:\n  potluck node join --tracker {info['tracker']} --lead-key {info['lead']} "
+                   f"--tracker-cert sha256:{info['tls_sha256']}")
         typer.echo(f"Auditors check the credit log with:\n  potluck audit verify --tracker {info['tracker']} "
                    f"--log-key {state_dir / 'log.pub'}")
 

@@ -26,8 +26,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import pytest
+from grpckit import tracker_channel
 from proctree import descendant_pids
 from swarmkit import Volunteer, make_manifest, submit_reports
 
@@ -82,7 +82,7 @@ def outcome(tmp_path_factory) -> Outcome:
         time.sleep(15.0)  # the verifier's last verdicts
         result = Outcome(accounts={n: load_account_key(workdir / n / "account.key").account_id for n in PLAYERS},
                          codes=codes, workdir=workdir)
-        with grpc.insecure_channel(info["tracker"]) as channel:
+        with tracker_channel(info["tracker"]) as channel:
             stub = TrackerStub(channel)
             result.size_before_direct = stub.GetStatus(pb.StatusRequest(), timeout=10).tree_size
             result.direct = _direct_cheats(stub, workdir, tmp_path_factory.mktemp("elsewhere"))

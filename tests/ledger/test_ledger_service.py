@@ -4,7 +4,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from grpckit import ServerThread
+from grpckit import ServerThread, tracker_channel
 from ledgerkit import FLOPS_PER_CREDIT, ORIGIN, grant
 from nacl.signing import SigningKey
 
@@ -25,7 +25,7 @@ def served(tmp_path):
     ledger = Ledger(open_store(tmp_path / "l.sqlite"), origin=ORIGIN, log_key=SigningKey(b"\x05" * 32))
     ledger.append([grant(ALICE, i) for i in range(1, 2501)])
     with ServerThread(ledger_service=LedgerService(ledger, FLOPS_PER_CREDIT)) as server, \
-            grpc.insecure_channel(server.address) as channel:
+            tracker_channel(server.address) as channel:
         yield ledger, LedgerStub(channel), channel
     ledger.store.close()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpckit import tracker_channel
 from proctree import descendant_pids
 from swarmkit import Volunteer, submit_reports
 
@@ -38,7 +39,7 @@ def test_tracker_serve_answers_reports_and_stops_cleanly(tmp_path):
                                str(tmp_path / "state"), "--listen", address], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
-        with grpc.insecure_channel(address) as channel:
+        with tracker_channel(address) as channel:
             grpc.channel_ready_future(channel).result(timeout=60)
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
             assert health.status == health_pb2.HealthCheckResponse.SERVING

@@ -39,7 +39,7 @@ def test_accepted_reports_come_with_a_receipt_and_resends_get_the_same_ack(track
 
 @pytest.mark.parametrize(("make", "code", "reason"), [
     (lambda t, v, o: v.report(t.manifest, 1), "ALREADY_EXISTS", "replay: sequence 1"),
-    (lambda t, v, o: v.report(make_manifest(o), 9), "FAILED_PRECONDITION", "report for another swarm"),
+    (lambda t, v, o: v.report(make_manifest(o, pinned=False), 9), "FAILED_PRECONDITION", "report for another swarm"),
     (lambda t, v, o: Volunteer(Volunteer.create(o).account, v.peer).report(t.manifest, 9), "UNAUTHENTICATED",
      "is bound to account"),
     (lambda t, v, o: v.report(t.manifest, 9, num_samples=999), "INVALID_ARGUMENT", "micro-batches"),
@@ -105,7 +105,7 @@ def test_bad_bindings_get_precise_statuses(tracker, alice, tmp_path):
     with pytest.raises(grpc.RpcError) as err:
         tracker.stub.Register(pb.RegisterRequest(binding=thief.binding(tracker.manifest)), timeout=10)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "already bound" in err.value.details()
-    other_swarm = alice.binding(make_manifest(tmp_path))
+    other_swarm = alice.binding(make_manifest(tmp_path, pinned=False))
     with pytest.raises(grpc.RpcError) as err:
         tracker.stub.Register(pb.RegisterRequest(binding=other_swarm), timeout=10)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import grpc
 import pytest
+from grpckit import tracker_channel
 from proctree import descendant_pids
 from swarmkit import Volunteer, submit_reports
 
@@ -55,7 +55,7 @@ def submit(address: str, volunteer: Volunteer, state: Path, sequences: range) ->
     # it FETCH_ATTEMPTS times, FETCH_RETRY (5 s) apart, before the check fails; this test reads the balances
     # within a second or two of each submission, so each check is still pending then (checks_pending says so).
     manifest = read_manifest_file(state / "swarm.manifest")
-    with grpc.insecure_channel(address) as channel:
+    with tracker_channel(address) as channel:
         stub = TrackerStub(channel)
         stub.Register(pb.RegisterRequest(binding=volunteer.binding(manifest)), timeout=30)
         acks = submit_reports(stub, [volunteer.report(manifest, s, epoch=0) for s in sequences], timeout=60)

@@ -1,4 +1,8 @@
-"""The tracker's gRPC server: our services plus the standard health service and reflection."""
+"""The tracker's gRPC server: our services plus the standard health service and reflection, over TLS only.
+
+Plain-text connections are refused: a volunteer deletes a report once the tracker acknowledges it, so an
+unauthenticated tracker would let anyone on the path forge acknowledgements (potluck/tls.py).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from potluck.errors import ConfigError
 from potluck.proto import tracker_pb2, tracker_pb2_grpc
 from potluck.proto.wire import MAX_MESSAGE_BYTES
+from potluck.tls import TrackerCertificate
 
 logger = logging.getLogger(__name__)
 
@@ -21,9 +26,9 @@ SERVER_OPTIONS = [
 ]
 
 
-async def start_server(listen: str, *, ledger_service=None, tracker_service=None,
+async def start_server(listen: str, certificate: TrackerCertificate, *, ledger_service=None, tracker_service=None,
                        interceptors=()) -> tuple[grpc.aio.Server, int]:
-    """Start a grpc.aio server on `listen` (HOST:PORT, port 0 picks one); return it and its port."""
+    """Start a grpc.aio server on `listen` (HOST:PORT, port 0 picks one) with TLS; return it and its port."""
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors))
     names = [reflection.SERVICE_NAME, health.SERVICE_NAME]
     health_servicer = health.aio.HealthServicer()
@@ -37,7 +42,8 @@ async def start_server(listen: str, *, ledger_service=None, tracker_service=None
         names.append(descriptor["Tracker"].full_name)
     reflection.enable_server_reflection(names, server)
     try:
-        port = server.add_insecure_port(listen)
+        port = server.add_secure_port(
+            listen, grpc.ssl_server_credentials([(certificate.key_pem, certificate.cert_pem)]))
     except RuntimeError as e:
         raise ConfigError(f"--listen {listen}: cannot listen there ({e})") from None
     if port == 0:

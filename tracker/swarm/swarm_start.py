@@ -101,6 +101,7 @@ def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *,
         del manifest.bootstrap_peers[:]
         manifest.bootstrap_peers.extend(peer.maddrs)
         manifest.tracker_address = f"{public}:{port}"
+        pin_tracker(manifest, config.state_dir)
         signed = verify_manifest(sign_manifest(manifest, lead))
         write_file_atomically(config.state_dir / "swarm.manifest", signed.envelope)
         aux = None
@@ -113,6 +114,16 @@ def run_swarm(manifest: Manifest, lead: AccountKey, config: SwarmStartConfig, *,
                 aux.stop(AUX_STOP_TIMEOUT)
     finally:
         bootstrap.stop(BOOTSTRAP_STOP_TIMEOUT)
+
+
+def pin_tracker(manifest: Manifest, state_dir: Path) -> None:
+    """Sign in the log key and TLS certificate of the tracker that will run from `state_dir` (made now if new)."""
+    from potluck.tlog import verifier_key_text
+    from potluck.tls import load_or_create_certificate
+    from potluck.tracker.ledger.logkey import load_or_create_log_key
+
+    manifest.log_key = verifier_key_text(manifest.origin, load_or_create_log_key(state_dir, manifest.origin).verify_key)
+    manifest.tracker_tls_sha256 = load_or_create_certificate(state_dir).sha256
 
 
 def resumed_from(path: Path, manifest: Manifest) -> str:
@@ -142,7 +153,8 @@ async def _serve(signed: SignedManifest, config: SwarmStartConfig, shards, fetch
         shards=shards, checkpoint_every=config.checkpoint_every, fetch_daemon=fetch_daemon))
     info = {"tracker": signed.manifest.tracker_address, "listen": config.listen,
             "initial_peers": list(signed.manifest.bootstrap_peers),
-            "log_key": tracker.log_key, "manifest_id": signed.manifest_id.hex(), "origin": signed.origin,
+            "log_key": tracker.log_key, "tls_sha256": tracker.tls_sha256,
+            "manifest_id": signed.manifest_id.hex(), "origin": signed.origin,
             "lead": signed.lead_key.hex()}
     # Readers wait for this file to appear: it must never be seen half written.
     write_file_atomically(config.state_dir / "swarm.json", (json.dumps(info, indent=2) + "\n").encode())
