@@ -195,24 +195,21 @@ class _BadMessage:
 
 
 class _ByteBudget:
-    """Bytes a stream may have in progress: `take` waits until they fit (one message always does)."""
+    """Bytes a stream may have in progress: `take` (by the stream's one reader) waits until they fit; one
+    message always does."""
 
     def __init__(self, limit: int):
-        self.limit, self.used = limit, 0
-        self.freed = asyncio.Condition()
+        self.limit, self.used, self.freed = limit, 0, asyncio.Event()
 
     async def take(self, size: int) -> None:
-        async with self.freed:
-            await self.freed.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
-            self.used += size
+        while self.used and self.used + size > self.limit:
+            self.freed.clear()
+            await self.freed.wait()
+        self.used += size
 
     def give(self, size: int) -> None:
         self.used -= size
-        asyncio.ensure_future(self._wake())
-
-    async def _wake(self) -> None:
-        async with self.freed:
-            self.freed.notify_all()
+        self.freed.set()
 
 
 def _message_problem(envelopes: list[bytes]) -> str | None:
