@@ -20,7 +20,9 @@ the same run (as benchmarks/ledger.py does), so figures from different machines 
 Timed sections run `--repeat` times and the best run counts, as `timeit` does: on a shared machine
 the slow runs measure the neighbours.
 
-Run: .venv/bin/python benchmarks/tracker.py [--quick] [--repeat N] [--clients N]
+With `--flood`, only honest throughput under a report flood instead (benchmarks/tracker_flood.py).
+
+Run: .venv/bin/python benchmarks/tracker.py [--quick] [--repeat N] [--clients N] [--flood [--seconds S]]
 """
 
 from __future__ import annotations
@@ -483,12 +485,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Smaller sizes, for a smoke run.")
     parser.add_argument("--repeat", type=int, default=3, help="Timed rounds per section; the best counts.")
     parser.add_argument("--clients", type=int, default=8, help="Volunteer processes streaming reports.")
+    parser.add_argument("--flood", action="store_true", help="Honest throughput under a report flood, alone.")
+    parser.add_argument("--seconds", type=float, default=30.0, help="With --flood: seconds of each phase.")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # internal: run the tracker
     parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
         serve(args.serve, args.profile, args.echo)
+        return
+    if args.flood:
+        from tracker_flood import flood_figures
+
+        print(json.dumps(flood_figures(seconds=args.seconds, streams=4), indent=2))
         return
     repeat, num_clients = max(1, args.repeat), max(1, args.clients)
     per_client = 100 if args.quick else 400

@@ -26,6 +26,8 @@ DEFAULT_RPC_TIMEOUT = 30.0
 #: Entries asked for per GetEntries call: each call's deadline covers this many.
 ENTRIES_PER_REQUEST = 5000
 PROBE_TIMEOUT = 10.0  # seconds for the TLS handshake that reads the tracker's certificate
+#: Pages of balances read at most (of up to 1000 accounts each): a tracker cannot keep a reader forever.
+MAX_BALANCE_PAGES = 100_000
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.enable_retries", 0)]
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
@@ -121,8 +123,31 @@ class TrackerClient:
         return self._call("ledger", "GetReceipt", pb.ReceiptRequest(index=index)).receipt
 
     def balances(self, account_id: str = "") -> pb.BalancesResponse:
-        """Every account's balance, or only `account_id`'s."""
-        return self._call("ledger", "GetBalances", pb.BalancesRequest(account_id=account_id))
+        """Every account's balance, or only `account_id`'s, read page after page (each a call of its own).
+
+        Each page is computed at its own tree size; when they differ (the log grew meanwhile) the answer's
+        `tree_size` is the largest, so that a caller comparing balances with a log of some size sees that
+        they are not of it (as `audit verify` does). Raises `VerificationError` if the pages do not follow
+        each other (an account sent twice, or out of order).
+        """
+        answer, token = pb.BalancesResponse(), ""
+        for _ in range(MAX_BALANCE_PAGES):
+            page = self._call("ledger", "GetBalances", pb.BalancesRequest(account_id=account_id,
+                                                                               page_token=token))
+            last = answer.balances[-1].account_id if answer.balances else ""
+            if page.balances and page.balances[0].account_id <= last:
+                raise VerificationError(f"the tracker's balances page after {last[:12]} starts at "
+                                        f"{page.balances[0].account_id[:12]}, not after it")
+            answer.flops_per_credit = page.flops_per_credit
+            answer.tree_size = max(answer.tree_size, page.tree_size)
+            answer.balances.extend(page.balances)
+            if not page.next_page_token:
+                return answer
+            if page.next_page_token <= token:
+                raise VerificationError(f"the tracker's balances pages go back (page token {page.next_page_token[:12]} "
+                                        f"after {token[:12]})")
+            token = page.next_page_token
+        raise VerificationError(f"the tracker's balances run past {MAX_BALANCE_PAGES} pages")
 
     def entries(self, start: int, end: int) -> Iterator[list[bytes]]:
         """Entry bytes for indices start..end-1, in chunks of at most ENTRIES_PER_REQUEST, in order.

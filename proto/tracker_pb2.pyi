@@ -136,10 +136,14 @@ class EntriesBatch(_message.Message):
     def __init__(self, start: _Optional[int] = ..., entries: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class BalancesRequest(_message.Message):
-    __slots__ = ("account_id",)
+    __slots__ = ("account_id", "page_token", "page_size")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     account_id: str
-    def __init__(self, account_id: _Optional[str] = ...) -> None: ...
+    page_token: str
+    page_size: int
+    def __init__(self, account_id: _Optional[str] = ..., page_token: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
 
 class Balance(_message.Message):
     __slots__ = ("account_id", "granted_flops", "escrow_flops", "vested_flops", "forfeited_flops", "strikes", "banned", "checks_pending", "data_granted_flops", "data_escrow_flops", "data_vested_flops", "data_forfeited_flops")
@@ -170,14 +174,16 @@ class Balance(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., granted_flops: _Optional[int] = ..., escrow_flops: _Optional[int] = ..., vested_flops: _Optional[int] = ..., forfeited_flops: _Optional[int] = ..., strikes: _Optional[int] = ..., banned: _Optional[bool] = ..., checks_pending: _Optional[int] = ..., data_granted_flops: _Optional[int] = ..., data_escrow_flops: _Optional[int] = ..., data_vested_flops: _Optional[int] = ..., data_forfeited_flops: _Optional[int] = ...) -> None: ...
 
 class BalancesResponse(_message.Message):
-    __slots__ = ("flops_per_credit", "tree_size", "balances")
+    __slots__ = ("flops_per_credit", "tree_size", "balances", "next_page_token")
     FLOPS_PER_CREDIT_FIELD_NUMBER: _ClassVar[int]
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
     BALANCES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     flops_per_credit: int
     tree_size: int
     balances: _containers.RepeatedCompositeFieldContainer[Balance]
-    def __init__(self, flops_per_credit: _Optional[int] = ..., tree_size: _Optional[int] = ..., balances: _Optional[_Iterable[_Union[Balance, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, flops_per_credit: _Optional[int] = ..., tree_size: _Optional[int] = ..., balances: _Optional[_Iterable[_Union[Balance, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ReachabilityRequest(_message.Message):
     __slots__ = ("port",)

@@ -24,6 +24,13 @@ def alice(tracker, tmp_path):
     return volunteer
 
 
+def registered_account(tracker, tmp_path):
+    """An account with a peer of its own registered."""
+    other = Volunteer.create(tmp_path)
+    tracker.stub.Register(pb.RegisterRequest(binding=other.binding(tracker.manifest)), timeout=10)
+    return other.account
+
+
 def test_accepted_reports_come_with_a_receipt_and_resends_get_the_same_ack(tracker, alice):
     first, second = alice.report(tracker.manifest, 1), alice.report(tracker.manifest, 2)
     acks = submit(tracker, first, second)
@@ -40,8 +47,11 @@ def test_accepted_reports_come_with_a_receipt_and_resends_get_the_same_ack(track
 @pytest.mark.parametrize(("make", "code", "reason"), [
     (lambda t, v, o: v.report(t.manifest, 1), "ALREADY_EXISTS", "replay: sequence 1"),
     (lambda t, v, o: v.report(make_manifest(o, pinned=False), 9), "FAILED_PRECONDITION", "report for another swarm"),
-    (lambda t, v, o: Volunteer(Volunteer.create(o).account, v.peer).report(t.manifest, 9), "UNAUTHENTICATED",
+    (lambda t, v, o: Volunteer(registered_account(t, o), v.peer).report(t.manifest, 9), "UNAUTHENTICATED",
      "is bound to account"),
+    # An account with no registered peer: refused before any signature is checked.
+    (lambda t, v, o: Volunteer(Volunteer.create(o).account, v.peer).report(t.manifest, 9), "FAILED_PRECONDITION",
+     "has no registered peer"),
     (lambda t, v, o: v.report(t.manifest, 9, num_samples=999), "INVALID_ARGUMENT", "micro-batches"),
     (lambda t, v, o: v.report(t.manifest, 9, losses=[float("nan"), 1.0]), "INVALID_ARGUMENT", "finite"),
     (lambda t, v, o: v.report(t.manifest, 9, wall_time=1e-9), "INVALID_ARGUMENT", "not plausible"),
@@ -66,8 +76,9 @@ def test_accepted_reports_come_with_a_receipt_and_resends_get_the_same_ack(track
 def test_bad_reports_are_rejected_with_a_status_and_the_tracker_stays_up(tracker, alice, tmp_path, make, code,
                                                                          reason):
     assert submit(tracker, alice.report(tracker.manifest, 1))[0].verdict == pb.ReportAck.ACCEPTED
+    report = make(tracker, alice, tmp_path)
     size = tracker.tracker.ledger.size
-    [ack] = submit(tracker, make(tracker, alice, tmp_path))
+    [ack] = submit(tracker, report)
     assert (ack.verdict, ack.code) == (pb.ReportAck.REJECTED, code) and reason in ack.reason, ack
     assert tracker.tracker.ledger.size == size
     assert submit(tracker, alice.report(tracker.manifest, 2))[0].verdict == pb.ReportAck.ACCEPTED
@@ -85,7 +96,7 @@ def test_a_second_peer_of_the_account_cannot_reuse_its_time(tracker, alice, tmp_
 
 
 def test_a_report_signed_by_a_key_other_than_the_bound_one(tracker, alice, tmp_path):
-    mallory = Volunteer.create(tmp_path).account
+    mallory = registered_account(tracker, tmp_path)
     [ack] = submit(tracker, alice.report(tracker.manifest, 1, signer=mallory))
     assert (ack.verdict, ack.code) == (pb.ReportAck.REJECTED, "UNAUTHENTICATED")
     assert f"claims account {alice.account.account_id[:12]} but is signed by {mallory.account_id[:12]}" in ack.reason

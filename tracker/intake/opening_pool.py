@@ -1,4 +1,4 @@
-"""The report-opening workers: `ReportOpener.open_all` run in processes of their own.
+"""The report-opening workers: `ReportOpener.open_all` and `read_all` run in processes of their own.
 
 Opening is most of what a report costs the tracker (an Ed25519 verification each), and the event
 loop's process is bound by its GIL, so a batch spread over the workers is checked on as many cores.
@@ -16,7 +16,7 @@ import sys
 
 from potluck.errors import PotluckError
 from potluck.tracker.intake.rejected import Rejected
-from potluck.tracker.intake.report_opener import OpenedReport, ReportOpener
+from potluck.tracker.intake.report_opener import Attestations, OpenedReport, ReportOpener
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class OpeningPool:
 
     def __init__(self, opener: ReportOpener, workers: list[_Worker]):
         self.opener, self.workers = opener, workers
+        self.attestations_read = 0  # attestation signatures sent to be checked: only admitted reports' (a metric)
 
     @classmethod
     async def start(cls, opener: ReportOpener, count: int | None = None) -> OpeningPool:
@@ -46,11 +47,21 @@ class OpeningPool:
         return cls(opener, workers)
 
     async def open(self, envelopes: list[bytes]) -> list[OpenedReport | Rejected]:
-        """Each report opened, or why not; a batch is shared among the workers."""
-        size = -(-len(envelopes) // len(self.workers)) or 1
-        chunks = [envelopes[i:i + size] for i in range(0, len(envelopes), size)]
+        """Each report opened (its attestations not read), or why not; a batch is shared among the workers."""
+        return await self._share("open", envelopes)
+
+    async def read_attestations(self, reports: list[list[bytes]]) -> list[Attestations]:
+        """Each admitted report's attestations (`attestation_bytes`), their signatures checked."""
+        if not any(reports):
+            return [Attestations() for _ in reports]
+        self.attestations_read += sum(map(len, reports))
+        return await self._share("attestations", reports)
+
+    async def _share(self, kind: str, items: list) -> list:
+        size = -(-len(items) // len(self.workers)) or 1
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
         try:
-            results = await asyncio.gather(*(worker.call(chunk)
+            results = await asyncio.gather(*(worker.call((kind, chunk))
                                              for worker, chunk in zip(self.workers, chunks, strict=False)))
         except WorkerDied:  # killed from outside: replace it, and this batch fails (its reports are resent)
             for index, worker in enumerate(self.workers):

@@ -1,6 +1,7 @@
 """A report-opening worker: `python -m potluck.tracker.intake.opening_worker`, started by `OpeningPool`.
 
-It reads pickled frames on stdin (the `ReportOpener` first, then batches of envelopes) and answers
+It reads pickled frames on stdin (the `ReportOpener` first, then requests: ("open", envelopes) or
+("attestations", each report's attestations)) and answers
 each batch on stdout; it ends at the end of its input, so also when the tracker dies. The package
 does not import this module, so running it does not load it twice.
 """
@@ -22,7 +23,8 @@ def _serve() -> None:
         if opener is None:
             opener, answer = request, None
         else:
-            answer = opener.open_all(request)
+            kind, items = request
+            answer = opener.open_all(items) if kind == "open" else opener.read_all(items)
         write_frame(stdout, answer)
         stdout.flush()
 

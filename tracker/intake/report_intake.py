@@ -11,9 +11,12 @@ import math
 import time
 from collections.abc import Callable
 
+from potluck.errors import VerificationError
+from potluck.identity import account_id_of
 from potluck.manifest import SignedManifest
 from potluck.proto.report_pb2 import ContributionReport
-from potluck.proto.wire import EPOCH_SLACK, SKETCH_DIM, STEPS_PER_SKETCH, num_segments
+from potluck.proto.wire import EPOCH_SLACK, MAX_REPORT_BYTES, SKETCH_DIM, STEPS_PER_SKETCH, num_segments
+from potluck.signing import parse_envelope
 from potluck.tracker.credit import Accounts
 from potluck.tracker.intake.rejected import Rejected
 
@@ -42,11 +45,13 @@ RATE_PER_SECOND = 2.0  # sustained reports per second per account
 
 
 class TokenBucket:
-    def __init__(self, now: float):
-        self.tokens, self.updated = float(RATE_BURST), now
+    """At most `burst` at once, refilled at `per_second` (by default an account's reports)."""
+
+    def __init__(self, now: float, burst: float = RATE_BURST, per_second: float = RATE_PER_SECOND):
+        self.tokens, self.updated, self.burst, self.per_second = float(burst), now, burst, per_second
 
     def take(self, now: float) -> bool:
-        self.tokens = min(RATE_BURST, self.tokens + (now - self.updated) * RATE_PER_SECOND)
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.per_second)
         self.updated = now
         if self.tokens < 1.0:
             return False
@@ -69,6 +74,26 @@ class ReportIntake:
         self.flops_per_sample, self.tokens_per_sample = flops_per_sample, tokens_per_sample
         self.clock = clock
         self.buckets: dict[str, TokenBucket] = {}
+
+    def precheck(self, envelope: bytes) -> Rejected | None:
+        """Why a report is refused before any of its signatures is checked, or None for it to go on.
+
+        Threat: accounts are free to make, and a report's signature and attestations cost the tracker up to
+        65 Ed25519 verifications; a report whose signer has no registered peer can never be logged, so it
+        is refused for a parse (its signer is checked later, with its signature). A forged report naming a
+        registered account goes on to that check, and so costs one signature, never that account's rate.
+        """
+        if len(envelope) > MAX_REPORT_BYTES:
+            return Rejected("INVALID_ARGUMENT", f"report of {len(envelope)} bytes exceeds {MAX_REPORT_BYTES}")
+        try:
+            signer = account_id_of(parse_envelope(envelope).signer)
+        except VerificationError as e:
+            return Rejected("INVALID_ARGUMENT", str(e))
+        account = self.accounts.find(signer)
+        if account is None or not account.peer_ids:
+            return Rejected("FAILED_PRECONDITION", f"account {signer[:12]} has no registered peer; register the "
+                                                   "binding first")
+        return None
 
     def admit(self, report: ContributionReport) -> None:
         """Check an opened report against its account and reserve its sequence number; raise `Rejected`."""

@@ -1,8 +1,10 @@
-"""Opening reports: the checks that need no account state (size, encoding, swarm, signature, signer,
-the number of attestations, and the groupmates' attestations' signatures).
+"""Opening reports: the checks that need no account state (size, encoding, swarm, the number of
+attestations, signature, signer), and apart from them the groupmates' attestations' signatures.
 
 They are most of what a report costs the tracker (an Ed25519 verification each), so they run in the
 worker processes of `opening_pool`; this module is what those workers import, and it stays light.
+A report's attestations are read only once the report is admitted (`ReportIntake`: its account
+bound, within its rate): up to 64 signatures each, which a self-made account must not get for free.
 """
 
 from __future__ import annotations
@@ -38,15 +40,20 @@ class OpenedReport:
     """A report whose signature holds, with its groupmates' attestations read."""
 
     report: ContributionReport
-    attestations: Attestations
+    attestations: Attestations = Attestations()  # read after admission (`Submissions`)
 
 
-def read_attestations(report: ContributionReport) -> Attestations:
+def attestation_bytes(report: ContributionReport) -> list[bytes]:
+    """A report's attestations as the workers read them."""
+    return [envelope.SerializeToString(deterministic=True) for envelope in report.averaging.attestations]
+
+
+def read_attestations(attestations: list[bytes], origin: str) -> Attestations:
     """Each groupmate's attestation whose signature holds, and how many did not."""
     claims, unreadable = [], 0
-    for envelope in report.averaging.attestations:
+    for data in attestations:
         try:
-            claims.append(open_attestation(envelope.SerializeToString(deterministic=True), report.origin))
+            claims.append(open_attestation(data, origin))
         except Exception:  # any malformed attestation attests nothing
             unreadable += 1
     return Attestations(claims=tuple(claims), unreadable=unreadable)
@@ -73,14 +80,18 @@ class ReportOpener:
         if sealed.origin != origin:
             raise Rejected("FAILED_PRECONDITION", f"report for another swarm: expected origin {origin!r}, "
                                                   f"got {sealed.origin!r}")
+        # Decoded before its signature is checked: every refusal that costs no signature comes first.
+        try:
+            report = ContributionReport.FromString(sealed.payload)
+        except DecodeError:
+            raise Rejected("INVALID_ARGUMENT", "expected a ContributionReport, got undecodable bytes") from None
+        if len(report.averaging.attestations) > MAX_ATTESTATIONS_PER_REPORT:  # honest nodes keep at most so many
+            raise Rejected("INVALID_ARGUMENT", f"report carries {len(report.averaging.attestations)} attestations, "
+                                               f"more than {MAX_ATTESTATIONS_PER_REPORT}")
         try:
             opened = verify_envelope(sealed, purpose=PURPOSE_REPORT, origin=origin)
         except VerificationError as e:
             raise Rejected("UNAUTHENTICATED", str(e)) from None
-        try:
-            report = ContributionReport.FromString(opened.payload)
-        except DecodeError:
-            raise Rejected("INVALID_ARGUMENT", "expected a ContributionReport, got undecodable bytes") from None
         if report.origin != origin:
             raise Rejected("FAILED_PRECONDITION", f"report for another swarm: expected origin {origin!r}, "
                                                   f"got {report.origin!r}")
@@ -91,20 +102,20 @@ class ReportOpener:
         if report.account_id != signer:
             raise Rejected("UNAUTHENTICATED", f"report claims account {report.account_id[:12]} but is signed by "
                                               f"{signer[:12]}")
-        if len(report.averaging.attestations) > MAX_ATTESTATIONS_PER_REPORT:  # honest nodes keep at most so many
-            raise Rejected("INVALID_ARGUMENT", f"report carries {len(report.averaging.attestations)} attestations, "
-                                               f"more than {MAX_ATTESTATIONS_PER_REPORT}")
         return report
 
     def open_all(self, envelopes: list[bytes]) -> list[OpenedReport | Rejected]:
-        """Each report opened with its attestations read, or why not (in a worker; they travel back pickled)."""
+        """Each report opened (its attestations not yet read), or why not (in a worker; they travel back pickled)."""
         opened: list[OpenedReport | Rejected] = []
         for envelope in envelopes:
             try:
-                report = self.open(envelope)
-                opened.append(OpenedReport(report, read_attestations(report)))
+                opened.append(OpenedReport(self.open(envelope)))
             except Rejected as r:
                 opened.append(r)
             except Exception as e:  # bytes that trip a library: this report's problem, not its batch's
                 opened.append(Rejected("INVALID_ARGUMENT", f"unreadable report ({type(e).__name__}: {e})"))
         return opened
+
+    def read_all(self, reports: list[list[bytes]]) -> list[Attestations]:
+        """Each admitted report's attestations read (in a worker)."""
+        return [read_attestations(attestations, self.origin) for attestations in reports]

@@ -1,11 +1,14 @@
-"""How reports become grants: one pump, for every stream, checks them in batches in the order they came.
+"""How reports become grants: one pump, for every stream, checks them in batches, each stream's in its order.
 
-Streams hand over each message's reports and await their acks. The pump takes everything handed
-over so far (up to MAX_PUMP_REPORTS), has the report-opening workers (`OpeningPool`) check their
-signatures, admits the reports in order (sequence numbers reserved, no await in between) and logs the
-admitted ones as grants with one writer call, while it goes on to the next batch. So many
-volunteers' single reports share one trip to the workers, one commit and one checkpoint, as one
-reporter's queued reports do.
+Streams hand over each message's reports and await their acks. A report whose signer has no
+registered peer is refused as it is handed over, before any signature is checked (`ReportIntake.
+precheck`): a self-made account costs the tracker a parse. The others wait in their stream's lane
+(`Lanes`); the pump takes a message from each waiting stream in turn (up to MAX_PUMP_REPORTS), has
+the report-opening workers (`OpeningPool`) check their envelopes' signatures, admits the reports in
+order (rate, binding, sequence numbers reserved, no await in between), has the workers check the
+admitted reports' attestations, and logs them as grants with one writer call, while it goes on to
+the next batch. So many volunteers' single reports share one trip to the workers, one commit and one
+checkpoint, as one reporter's queued reports do.
 
 A report is acknowledged only once its grant is durably in the ledger; the same report bytes again,
 on any stream at any time, get the same ack and no new entry.
@@ -25,11 +28,11 @@ from potluck.entries import grant_entry, report_dedup_key
 from potluck.manifest import SignedManifest
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.report_pb2 import ContributionReport
-from potluck.tracker.batches import take_batch
+from potluck.tracker.intake.lanes import Lane, Lanes, Message
 from potluck.tracker.intake.opening_pool import OpeningPool
 from potluck.tracker.intake.rejected import Rejected
 from potluck.tracker.intake.report_intake import ReportIntake
-from potluck.tracker.intake.report_opener import Attestations, OpenedReport, ReportOpener
+from potluck.tracker.intake.report_opener import Attestations, OpenedReport, ReportOpener, attestation_bytes
 from potluck.tracker.ledger import MAX_BATCH, Ledger, LedgerWriter
 from potluck.tracker.swarm_stats import SwarmStats
 
@@ -64,7 +67,7 @@ class Submissions:
         self.opening: OpeningPool | None = None
         self.verification, self.stats, self.flops_per_sample = verification, stats, flops_per_sample
         self.data_split = DataSplit(manifest.manifest)  # what each grant pays the owners of the text
-        self.queue: asyncio.Queue[tuple[list[bytes], asyncio.Future]] = asyncio.Queue()
+        self.lanes = Lanes()
         self.in_flight: dict[bytes, asyncio.Future] = {}  # dedup key -> the ack of those bytes, in progress
         self.logging: set[asyncio.Task] = set()
         self.pump: asyncio.Task | None = None
@@ -78,24 +81,38 @@ class Submissions:
         if self.pump is not None:
             self.pump.cancel()
             await asyncio.gather(self.pump, *self.logging, return_exceptions=True)
-        while not self.queue.empty():
-            _fail([self.queue.get_nowait()], asyncio.CancelledError("the tracker is stopping"))
+        _fail(self.lanes.drain(), asyncio.CancelledError("the tracker is stopping"))
         if self.opening is not None:
             await self.opening.close()
 
-    def submit(self, envelopes: list[bytes]) -> asyncio.Future:
-        """Hand over a message's reports; the future gives their acks, in order."""
-        future = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait((envelopes, future))
+    def submit(self, envelopes: list[bytes], lane: Lane) -> asyncio.Future:
+        """Hand over a message's reports on a stream's `lane`; the future gives their acks, in order.
+
+        Raises `QueueFull` when the tracker has too much waiting and this lane has some of it.
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        refused = [self.intake.precheck(envelope) for envelope in envelopes]
+        acks = [None if rejected is None else pb.ReportAck(
+            report_sha256=hashlib.sha256(envelope).digest(), verdict=pb.ReportAck.REJECTED, code=rejected.code,
+            reason=rejected.reason) for envelope, rejected in zip(envelopes, refused, strict=True)]
+        rest = [envelope for envelope, rejected in zip(envelopes, refused, strict=True) if rejected is None]
+        if not rest:
+            future.set_result(acks)
+            return future
+        checked = loop.create_future()
+        self.lanes.put(lane, (rest, checked))
+        checked.add_done_callback(lambda done: _merge(future, acks, done))
         return future
 
     async def _pump(self) -> None:
         while True:
-            messages = await take_batch(self.queue, MAX_PUMP_REPORTS, size=lambda message: len(message[0]))
+            messages = await self.lanes.take(MAX_PUMP_REPORTS)
             envelopes = [envelope for reports, _ in messages for envelope in reports]
             try:
                 opened = await self.opening.open(envelopes)
                 batch = self._admit(envelopes, opened)
+                await self._read_attestations(batch)
             except asyncio.CancelledError:
                 _fail(messages, asyncio.CancelledError("the tracker is stopping"))
                 raise
@@ -139,6 +156,21 @@ class Submissions:
             self._let_go(batch)
             raise
         return batch
+
+    async def _read_attestations(self, batch: _Batch) -> None:
+        """The admitted reports' attestations, their signatures checked: only now, once each report's account
+        is bound and within its rate, so that up to 64 signatures per report are not a stranger's for free."""
+        try:
+            read = await self.opening.read_attestations([attestation_bytes(opened.report)
+                                                         for opened in batch.admitted.values()])
+        except BaseException as e:  # undo the admission, as `_admit` does, so that resends are taken again
+            for opened_report in batch.admitted.values():
+                self.intake.accounts.release(opened_report.report)
+            _fail_unanswered(batch, e)
+            self._let_go(batch)
+            raise
+        for position, attestations in zip(list(batch.admitted), read, strict=True):
+            batch.admitted[position] = OpenedReport(batch.admitted[position].report, attestations)
 
     def _let_go(self, batch: _Batch) -> None:
         for position in batch.own:
@@ -235,7 +267,7 @@ def _fail_unanswered(batch: _Batch, error: BaseException) -> None:
             future.exception()  # retrieved here, so an unawaited copy does not warn
 
 
-def _hand_out(messages: list[tuple[list[bytes], asyncio.Future]], done: asyncio.Future) -> None:
+def _hand_out(messages: list[Message], done: asyncio.Future) -> None:
     """Give each message its acks from the batch they were logged in (or the batch's failure)."""
     if done.cancelled() or done.exception() is not None:
         _fail(messages, asyncio.CancelledError() if done.cancelled() else done.exception())
@@ -253,7 +285,18 @@ def _hand_out(messages: list[tuple[list[bytes], asyncio.Future]], done: asyncio.
             future.set_result(mine)
 
 
-def _fail(messages: list[tuple[list[bytes], asyncio.Future]], error: BaseException) -> None:
+def _merge(future: asyncio.Future, acks: list[pb.ReportAck | None], checked: asyncio.Future) -> None:
+    """A message's acks: those refused as it was handed over, and the pump's for the rest, in order."""
+    if future.done():
+        return
+    if checked.cancelled() or checked.exception() is not None:
+        future.set_exception(asyncio.CancelledError() if checked.cancelled() else checked.exception())
+        return
+    answers = iter(checked.result())
+    future.set_result([ack if ack is not None else next(answers) for ack in acks])
+
+
+def _fail(messages: list[Message], error: BaseException) -> None:
     for _, future in messages:
         if not future.done():
             future.set_exception(error)

@@ -23,13 +23,19 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),
+    ("grpc.max_concurrent_streams", 32),  # per connection: a node's reporter, status and balance calls
 ]
+# Calls in progress at once, every client's together (more are answered RESOURCE_EXHAUSTED by gRPC): with
+# each report stream's bytes in flight (tracker_service.MAX_BYTES_IN_FLIGHT), what bounds the tracker's
+# memory under a flood. Honest nodes hold one short report stream at a time, and only while they flush.
+MAX_CONCURRENT_RPCS = 256
 
 
 async def start_server(listen: str, certificate: TrackerCertificate, *, ledger_service=None, tracker_service=None,
                        interceptors=()) -> tuple[grpc.aio.Server, int]:
     """Start a grpc.aio server on `listen` (HOST:PORT, port 0 picks one) with TLS; return it and its port."""
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors))
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors),
+                             maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
     names = [reflection.SERVICE_NAME, health.SERVICE_NAME]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

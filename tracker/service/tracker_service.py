@@ -25,13 +25,23 @@ from potluck.proto.wire import MAX_MESSAGE_REPORT_BYTES, MAX_REPORTS_PER_MESSAGE
 from potluck.signing import parse_envelope
 from potluck.tracker.credit import Accounts
 from potluck.tracker.intake import Submissions
+from potluck.tracker.intake.lanes import Lane, QueueFull
+from potluck.tracker.intake.report_intake import TokenBucket
 from potluck.tracker.ledger import Ledger, LedgerWriter
 from potluck.tracker.service.reachability import DialBack, caller_host
 
 logger = logging.getLogger(__name__)
 
 SHARD_CHUNK_BYTES = 1024 * 1024
+# New (account, peer) pairs registered, each a durable entry and memory for good, and Register needs no
+# account: for the whole tracker and for one account. An honest swarm's volunteers join one pair each
+# (a restart keeps its peer key); a thousand at once and 16 a second (57k an hour) are far beyond one.
+REGISTER_BURST, REGISTER_PER_SECOND = 1024, 16.0
+ACCOUNT_REGISTER_BURST, ACCOUNT_REGISTER_PER_SECOND = 16, 1 / 60  # peers per account: a few machines
 MAX_MESSAGES_IN_FLIGHT = 16  # per stream
+# Report bytes of a stream's messages in progress (read, not yet answered): with the server's bound on
+# concurrent calls, what bounds the tracker's memory for reports (two full messages each).
+MAX_BYTES_IN_FLIGHT = 2 * MAX_MESSAGE_REPORT_BYTES
 
 
 class TrackerService(TrackerServicer):
@@ -41,6 +51,8 @@ class TrackerService(TrackerServicer):
         self.submissions, self.stats = submissions, submissions.stats
         self.shards = shards or {}
         self.dial_back = DialBack()
+        self.new_pairs = TokenBucket(time.monotonic(), REGISTER_BURST, REGISTER_PER_SECOND)
+        self.new_pairs_of: dict[str, TokenBucket] = {}  # by account
 
     async def GetManifest(self, request, context):
         return pb.GetManifestResponse(signed_manifest=self.manifest.envelope, log_key=self.ledger.verifier_key)
@@ -60,6 +72,16 @@ class TrackerService(TrackerServicer):
                                 f"peer {binding.peer_id} is already bound to account {owner[:12]}")
         if owner is not None:  # the same pair again (a fresh signature, so other bytes): nothing new to log
             return pb.RegisterResponse(index=self.accounts.binding_index[binding.peer_id])
+        now = time.monotonic()
+        mine = self.new_pairs_of.setdefault(binding.account_id, TokenBucket(
+            now, ACCOUNT_REGISTER_BURST, ACCOUNT_REGISTER_PER_SECOND))
+        # The account's bucket first: one account at its limit must not spend the tracker's.
+        if not mine.take(now):
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"account {binding.account_id[:12]} registers "
+                                                                    "new peers too fast; retry in a minute")
+        if not self.new_pairs.take(now):
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the tracker takes new registrations at "
+                                                                    f"{REGISTER_PER_SECOND:g}/s; retry shortly")
         entry = LedgerEntry(origin=self.manifest.origin, logged_at_ms=_now_ms(), binding=BindingRecord(
             binding=request.binding, account_id=binding.account_id, peer_id=binding.peer_id))
         index = await self.writer.append(entry)
@@ -69,11 +91,13 @@ class TrackerService(TrackerServicer):
     async def SubmitReports(self, request_iterator, context):
         """Answer each message of reports with their acks, in the order the messages came.
 
-        Up to MAX_MESSAGES_IN_FLIGHT of a stream's messages are in progress at once, so a reporter's
-        batches share commits; `Submissions` checks them in the order they came.
+        Up to MAX_MESSAGES_IN_FLIGHT of a stream's messages (and MAX_BYTES_IN_FLIGHT) are in progress at
+        once, so a reporter's batches share commits; `Submissions` checks them in the order they came, in
+        a lane of the stream's own (so that no other stream's flood is ahead of them).
         """
         answers: asyncio.Queue = asyncio.Queue()
-        slots = asyncio.Semaphore(MAX_MESSAGES_IN_FLIGHT)
+        slots, lane = asyncio.Semaphore(MAX_MESSAGES_IN_FLIGHT), Lane()
+        in_flight = _ByteBudget(MAX_BYTES_IN_FLIGHT)
 
         async def read() -> None:
             try:
@@ -83,7 +107,15 @@ class TrackerService(TrackerServicer):
                         answers.put_nowait(_BadMessage(problem))
                         return
                     await slots.acquire()
-                    answers.put_nowait(self.submissions.submit(envelopes))
+                    size = sum(map(len, envelopes))
+                    await in_flight.take(size)
+                    try:
+                        future = self.submissions.submit(envelopes, lane)
+                    except QueueFull as e:
+                        answers.put_nowait(_BadMessage(str(e), grpc.StatusCode.RESOURCE_EXHAUSTED))
+                        return
+                    future.add_done_callback(lambda _, size=size: in_flight.give(size))
+                    answers.put_nowait(future)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # the stream broke: answer what came before it, then fail as before
@@ -95,7 +127,7 @@ class TrackerService(TrackerServicer):
         try:
             while (answer := await answers.get()) is not None:
                 if isinstance(answer, _BadMessage):
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, answer.reason)
+                    await context.abort(answer.code, answer.reason)
                 if isinstance(answer, Exception):
                     raise answer
                 yield pb.SubmitReportsResponse(acks=await answer)
@@ -159,6 +191,25 @@ class TrackerService(TrackerServicer):
 @dataclass(frozen=True)
 class _BadMessage:
     reason: str
+    code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class _ByteBudget:
+    """Bytes a stream may have in progress: `take` (by the stream's one reader) waits until they fit; one
+    message always does."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used, self.freed = limit, 0, asyncio.Event()
+
+    async def take(self, size: int) -> None:
+        while self.used and self.used + size > self.limit:
+            self.freed.clear()
+            await self.freed.wait()
+        self.used += size
+
+    def give(self, size: int) -> None:
+        self.used -= size
+        self.freed.set()
 
 
 def _message_problem(envelopes: list[bytes]) -> str | None:

@@ -1,0 +1,105 @@
+"""What a report costs the tracker before it is trusted, and what one stream or one account can take of it.
+
+Threat (issue 14, measured by a red team): every attestation signature of a report was checked
+before its account's binding and rate; one queue served every stream; registration was unlimited.
+"""
+
+import asyncio
+import time
+
+import grpc
+import pytest
+from swarmkit import Volunteer, submit_reports
+from trackerkit import registered
+
+from potluck.attestations import sign_attestation
+from potluck.identity import AccountKey
+from potluck.proto import tracker_pb2 as pb
+from potluck.proto.envelope_pb2 import SignedEnvelope
+from potluck.proto.report_pb2 import AveragingRound
+from potluck.proto.wire import MAX_ATTESTATIONS_PER_REPORT
+from potluck.tracker.intake.lanes import Lane, Lanes, QueueFull
+from potluck.tracker.intake.report_intake import TokenBucket
+from potluck.tracker.service import tracker_service
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def with_attestations(tracker, volunteer, sequence, count):
+    carried = [SignedEnvelope.FromString(sign_attestation(AccountKey.generate(), tracker.manifest.origin, 0,
+                                                          f"QmGroupmate{i}")) for i in range(count)]
+    return volunteer.report(tracker.manifest, sequence, averaging=AveragingRound(succeeded=True, attestations=carried))
+
+
+def forged(envelope: bytes) -> bytes:
+    sealed = SignedEnvelope.FromString(envelope)
+    sealed.signature = bytes(64)
+    return sealed.SerializeToString(deterministic=True)
+
+
+def attestations_read(tracker) -> int:
+    return tracker.tracker.service.submissions.opening.attestations_read
+
+
+def test_a_report_of_an_unregistered_account_is_refused_before_any_signature(tracker, tmp_path):
+    stranger = Volunteer.create(tmp_path)  # self-made, never registered
+    report = forged(with_attestations(tracker, stranger, 1, MAX_ATTESTATIONS_PER_REPORT))
+    [ack] = submit_reports(tracker.stub, [report])
+    # Not "signature does not verify": no signature of it was checked, nor any of its 64 attestations.
+    assert (ack.code, ack.verdict) == ("FAILED_PRECONDITION", pb.ReportAck.REJECTED), ack
+    assert "has no registered peer" in ack.reason
+    assert attestations_read(tracker) == 0
+
+
+def test_attestations_are_read_only_for_admitted_reports(tracker, tmp_path):
+    alice = registered(tracker, tmp_path)
+    [first] = submit_reports(tracker.stub, [with_attestations(tracker, alice, 1, 3)])
+    assert first.verdict == pb.ReportAck.ACCEPTED and attestations_read(tracker) == 3
+    # A replay (refused at admission, as a report over its account's rate is) gets none of its 40 read.
+    [replay] = submit_reports(tracker.stub, [with_attestations(tracker, alice, 1, 40)])
+    assert replay.code == "ALREADY_EXISTS" and attestations_read(tracker) == 3
+
+
+def test_too_many_attestations_are_refused_before_the_signature(tracker, tmp_path):
+    alice = registered(tracker, tmp_path)
+    report = forged(with_attestations(tracker, alice, 1, MAX_ATTESTATIONS_PER_REPORT + 1))
+    [ack] = submit_reports(tracker.stub, [report])
+    assert ack.code == "INVALID_ARGUMENT" and f"more than {MAX_ATTESTATIONS_PER_REPORT}" in ack.reason, ack
+
+
+def test_each_waiting_stream_gets_a_turn_in_every_batch_and_the_queue_is_bounded():
+    async def scenario():
+        lanes, flood, honest = Lanes(max_bytes=45_000), Lane(), Lane()
+        loop = asyncio.get_running_loop()
+        for _ in range(5):
+            lanes.put(flood, ([b"x" * 1000] * 8, loop.create_future()))
+        lanes.put(honest, ([b"mine"], loop.create_future()))
+        first = await lanes.take(max_reports=10)
+        assert [len(reports) for reports, _ in first] == [8, 1, 8]  # the honest message in the first batch
+        with pytest.raises(QueueFull):  # the flooding stream has messages waiting: it may not add more
+            for _ in range(3):
+                lanes.put(flood, ([b"x" * 1000] * 8, loop.create_future()))
+        lanes.put(Lane(), ([b"another volunteer"], loop.create_future()))  # a stream with nothing waiting may
+
+    asyncio.run(scenario())
+
+
+def test_new_registrations_are_rate_limited_per_account_and_overall(tracker, tmp_path):
+    alice = registered(tracker, tmp_path)
+    for _ in range(tracker_service.ACCOUNT_REGISTER_BURST - 1):
+        registered_peer(tracker, alice.account, tmp_path)
+    with pytest.raises(grpc.RpcError) as raised:
+        registered_peer(tracker, alice.account, tmp_path)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "too fast" in raised.value.details()
+    # The same pair again is still answered (nothing new to log).
+    assert tracker.stub.Register(pb.RegisterRequest(binding=alice.binding(tracker.manifest)), timeout=10)
+    tracker.tracker.service.new_pairs = TokenBucket(time.monotonic(), 1, 0.0)  # the tracker's bucket, nearly spent
+    registered(tracker, tmp_path)
+    with pytest.raises(grpc.RpcError) as raised:
+        registered(tracker, tmp_path)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "new registrations" in raised.value.details()
+
+
+def registered_peer(tracker, account, tmp_path):
+    volunteer = Volunteer(account, Volunteer.create(tmp_path).peer)
+    tracker.stub.Register(pb.RegisterRequest(binding=volunteer.binding(tracker.manifest)), timeout=10)
