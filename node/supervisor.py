@@ -160,6 +160,7 @@ class Node:
                                "sent when this node starts again", queued, self.outbox.path)
             self.display.update(state="stopped")
             self.display.close()
+            self.reporter.close()
             self.outbox.close()
             self.client.close()
             for sig, handler in previous.items():
