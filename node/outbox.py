@@ -3,7 +3,8 @@
 A report enters the outbox (committed, fsynced) before anything tries to send it, and leaves
 the queue only when the tracker acknowledges it as durably logged; the acknowledgement's
 index and receipt stay with it, so the volunteer can prove every credited window. A report
-the tracker rejects is kept, with the reason, for the volunteer to see; it is not resent.
+the tracker rejects for good is kept, with the reason, for the volunteer to see; it is not resent.
+So is one too large for the tracker ever to take: it is set aside as it is put, never sent.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from potluck.durable_sqlite import open_durable
+from potluck.proto.wire import MAX_REPORT_BYTES
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
@@ -57,17 +59,27 @@ class Outbox:
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
 
-    def next_sequence(self) -> int:
+    def next_sequence(self, above: int = 0) -> int:
+        """The next report's sequence: above every report here and above `above` (what the tracker logged
+        last for this account, for an outbox that was lost and begins again empty)."""
         with self.lock:
             (last,) = self.db.execute("SELECT COALESCE(MAX(sequence), 0) FROM reports").fetchone()
-            return last + 1
+            return max(last, above) + 1
 
     def put(self, sequence: int, envelope: bytes) -> None:
-        """Durably queue a signed report; returns once it is on disk."""
+        """Durably queue a signed report; returns once it is on disk.
+
+        A report larger than the tracker takes (MAX_REPORT_BYTES) is kept, set aside with the reason, not
+        queued: sent, it would be refused every time, and before this check it held up every report after it.
+        """
+        state, reason = "queued", None
+        if len(envelope) > MAX_REPORT_BYTES:
+            state, reason = "rejected", f"not sent: a report of {len(envelope)} bytes, more than the tracker " \
+                                        f"takes ({MAX_REPORT_BYTES})"
         with self.changed:
             self.db.execute(
-                "INSERT INTO reports (sequence, envelope, sha256, state, queued_at) VALUES (?, ?, ?, 'queued', ?)",
-                (sequence, envelope, hashlib.sha256(envelope).digest(), time.time()),
+                "INSERT INTO reports (sequence, envelope, sha256, state, queued_at, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                (sequence, envelope, hashlib.sha256(envelope).digest(), state, time.time(), reason),
             )
             self.changed.notify_all()
 

@@ -16,6 +16,10 @@ from potluck.signing import PURPOSE_REPORT, seal
 
 logger = logging.getLogger(__name__)
 
+# Characters of an averaging failure a report keeps: the text is hivemind's exception, which may quote what
+# a groupmate sent (up to 4 MiB); a report is at most MAX_REPORT_BYTES, and the tracker reads only the gist.
+MAX_FAILURE_CHARS = 500
+
 
 def groupmate_attestations(groupmates: dict[str, bytes | None], origin: str) -> list[SignedEnvelope]:
     """The attestations worth carrying: each verifies, is for this swarm, names its signer, and was
@@ -52,7 +56,7 @@ def build_report(stats: WindowStats, *, manifest: SignedManifest, account: Accou
         peer_id=stats.peer_id, sequence=sequence, epoch=stats.epoch, batch_size=stats.batch_size,
         losses=list(stats.losses), num_samples=stats.samples, num_tokens=stats.tokens,
         gradient_sketch=list(stats.sketch), state_digest=stats.start_state_digest,
-        averaging=AveragingRound(succeeded=stats.averaged, failure=stats.averaging_error or "",
+        averaging=AveragingRound(succeeded=stats.averaged, failure=(stats.averaging_error or "")[:MAX_FAILURE_CHARS],
                                  attestations=attestations),
         wall_time=stats.wall_time, device_class=stats.device_class, started_at=stats.started_at)
     return seal(report.SerializeToString(deterministic=True), purpose=PURPOSE_REPORT, origin=manifest.origin,

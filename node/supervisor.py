@@ -83,6 +83,9 @@ class Node:
         # The newest epoch the tracker has admitted a report of, as last heard; the worker reads it (shared
         # memory, written only here: no lock a killed worker could hold) to bound hivemind's view of the epoch.
         self.tracker_epoch = multiprocessing.get_context("fork").RawValue(ctypes.c_uint64, 0)
+        # The last sequence the tracker logged for our account: a lost state dir (an empty outbox) must not
+        # number its reports from 1 again, or every one is refused as a replay.
+        self.tracker_sequence = 0
         self.signals = 0
         self.worker: GroupProcess | None = None
         self.worker_done = False  # the worker trained its epochs and now only serves its kept states
@@ -150,8 +153,12 @@ class Node:
             for thread in threads:
                 thread.join(timeout=10)
             self._refresh_counts()
+            if queued := self.outbox.counts().queued:
+                logger.warning("left with %d report(s) not yet logged by the tracker; they stay in %s and are "
+                               "sent when this node starts again", queued, self.outbox.path)
             self.display.update(state="stopped")
             self.display.close()
+            self.reporter.close()
             self.outbox.close()
             self.client.close()
             for sig, handler in previous.items():
@@ -211,7 +218,7 @@ class Node:
             self.display.update(num_peers=event.num_peers, epoch=event.epoch)
 
     def _on_window(self, stats: WindowStats) -> None:
-        sequence = self.outbox.next_sequence()
+        sequence = self.outbox.next_sequence(above=self.tracker_sequence)
         self.outbox.put(sequence, build_report(stats, manifest=self.manifest, account=self.account,
                                                sequence=sequence))
         self.windows_done += 1
@@ -249,7 +256,9 @@ class Node:
                                     credits_vested=credits_text(balance.vested_flops, unit))
 
     def _hear_tracker_epoch(self) -> None:
-        self.tracker_epoch.value = max(self.tracker_epoch.value, self.client.status().epoch)
+        status = self.client.status(self.account.account_id)
+        self.tracker_epoch.value = max(self.tracker_epoch.value, status.epoch)
+        self.tracker_sequence = max(self.tracker_sequence, status.last_sequence)
 
     def _leave(self, graceful: bool) -> None:
         """Let the worker finish its step and leave averaging, keeping the windows it closes; send the reports;

@@ -44,7 +44,7 @@ class SubmitReportsResponse(_message.Message):
     def __init__(self, acks: _Optional[_Iterable[_Union[ReportAck, _Mapping]]] = ...) -> None: ...
 
 class ReportAck(_message.Message):
-    __slots__ = ("report_sha256", "sequence", "verdict", "index", "checkpoint", "reason", "receipt", "code")
+    __slots__ = ("report_sha256", "sequence", "verdict", "index", "checkpoint", "reason", "receipt", "code", "retry")
     class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         VERDICT_UNSPECIFIED: _ClassVar[ReportAck.Verdict]
@@ -61,6 +61,7 @@ class ReportAck(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
     report_sha256: bytes
     sequence: int
     verdict: ReportAck.Verdict
@@ -69,7 +70,8 @@ class ReportAck(_message.Message):
     reason: str
     receipt: str
     code: str
-    def __init__(self, report_sha256: _Optional[bytes] = ..., sequence: _Optional[int] = ..., verdict: _Optional[_Union[ReportAck.Verdict, str]] = ..., index: _Optional[int] = ..., checkpoint: _Optional[str] = ..., reason: _Optional[str] = ..., receipt: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+    retry: bool
+    def __init__(self, report_sha256: _Optional[bytes] = ..., sequence: _Optional[int] = ..., verdict: _Optional[_Union[ReportAck.Verdict, str]] = ..., index: _Optional[int] = ..., checkpoint: _Optional[str] = ..., reason: _Optional[str] = ..., receipt: _Optional[str] = ..., code: _Optional[str] = ..., retry: _Optional[bool] = ...) -> None: ...
 
 class FetchShardRequest(_message.Message):
     __slots__ = ("sha256",)
@@ -202,11 +204,13 @@ class ReachabilityResponse(_message.Message):
     def __init__(self, reachable: _Optional[bool] = ..., address: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("account_id",)
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    def __init__(self, account_id: _Optional[str] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("origin", "epoch", "num_peers", "samples_per_second", "loss", "num_reports", "tree_size", "spread", "verifier", "averaging", "held_out")
+    __slots__ = ("origin", "epoch", "num_peers", "samples_per_second", "loss", "num_reports", "tree_size", "spread", "verifier", "averaging", "held_out", "last_sequence")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     NUM_PEERS_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +222,7 @@ class StatusResponse(_message.Message):
     VERIFIER_FIELD_NUMBER: _ClassVar[int]
     AVERAGING_FIELD_NUMBER: _ClassVar[int]
     HELD_OUT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     origin: str
     epoch: int
     num_peers: int
@@ -229,7 +234,8 @@ class StatusResponse(_message.Message):
     verifier: VerifierHealth
     averaging: _containers.RepeatedCompositeFieldContainer[EpochAveraging]
     held_out: HeldOutLoss
-    def __init__(self, origin: _Optional[str] = ..., epoch: _Optional[int] = ..., num_peers: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., loss: _Optional[float] = ..., num_reports: _Optional[int] = ..., tree_size: _Optional[int] = ..., spread: _Optional[_Union[ParameterSpread, _Mapping]] = ..., verifier: _Optional[_Union[VerifierHealth, _Mapping]] = ..., averaging: _Optional[_Iterable[_Union[EpochAveraging, _Mapping]]] = ..., held_out: _Optional[_Union[HeldOutLoss, _Mapping]] = ...) -> None: ...
+    last_sequence: int
+    def __init__(self, origin: _Optional[str] = ..., epoch: _Optional[int] = ..., num_peers: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., loss: _Optional[float] = ..., num_reports: _Optional[int] = ..., tree_size: _Optional[int] = ..., spread: _Optional[_Union[ParameterSpread, _Mapping]] = ..., verifier: _Optional[_Union[VerifierHealth, _Mapping]] = ..., averaging: _Optional[_Iterable[_Union[EpochAveraging, _Mapping]]] = ..., held_out: _Optional[_Union[HeldOutLoss, _Mapping]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
 
 class HeldOutLoss(_message.Message):
     __slots__ = ("epoch", "loss")

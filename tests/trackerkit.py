@@ -33,6 +33,8 @@ class RunningTracker:
         self.stub, self.ledger_stub = TrackerStub(self.channel), LedgerStub(self.channel)
 
     def stop(self) -> None:
+        if self.loop.loop.is_closed():  # stopped already (a test's `finally` after it stopped this one itself)
+            return
         self.channel.close()
         self.loop.call(self.tracker.stop(0.5))
         self.loop.close()

@@ -18,10 +18,12 @@ from grpckit import tracker_channel
 from proctree import descendant_pids
 from swarmkit import Volunteer, submit_reports
 
+from potluck.entries import decode_entry
 from potluck.manifest import read_manifest_file
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.tracker_pb2_grpc import TrackerStub
 from potluck.tracker.swarm.local_swarm import free_port
+from potluck.tracker_client import TrackerClient
 
 pytestmark = pytest.mark.timeout(300)
 POTLUCK = str(Path(sys.executable).parent / "potluck")
@@ -96,3 +98,34 @@ def test_grants_pending_at_a_restart_are_checked_again_and_do_not_vest_meanwhile
         stop(lead)
     time.sleep(0.5)
     assert descendant_pids(os.getpid()) == []
+
+
+def test_a_swarm_restarted_with_an_unchanged_config_keeps_its_manifest_and_takes_its_reports(tmp_path):
+    # Threat: `swarm start` signs the manifest anew each time; were its id to change, every report a node
+    # queued against it before the restart would be refused, and that honest credit lost.
+    assert cli("identity", "create").returncode == 0
+    toml, state = tmp_path / "swarm.toml", tmp_path / "state"
+    assert cli("swarm", "init", "kept", "-o", str(toml)).returncode == 0
+    address, dht_port = f"127.0.0.1:{free_port()}", free_port()
+    volunteer = Volunteer.create(tmp_path)
+    lead = start(toml, state, address, dht_port)
+    try:
+        before = read_manifest_file(state / "swarm.manifest")
+        with tracker_channel(address) as channel:
+            TrackerStub(channel).Register(pb.RegisterRequest(binding=volunteer.binding(before)), timeout=30)
+    finally:
+        stop(lead)
+    queued = [volunteer.report(before, sequence) for sequence in (1, 2)]  # trained while the lead restarts
+
+    lead = start(toml, state, address, dht_port)
+    try:
+        assert read_manifest_file(state / "swarm.manifest").manifest_id == before.manifest_id
+        with tracker_channel(address) as channel:
+            acks = submit_reports(TrackerStub(channel), queued, timeout=60)
+        assert [ack.verdict for ack in acks] == [pb.ReportAck.ACCEPTED] * 2, acks
+        with TrackerClient(address) as client:
+            size = client.status().tree_size
+            logged = [decode_entry(e).grant.report for batch in client.entries(0, size) for e in batch]
+        assert sorted(r for r in logged if r) == sorted(queued)
+    finally:
+        stop(lead)

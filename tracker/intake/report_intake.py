@@ -101,7 +101,7 @@ class ReportIntake:
         bucket = self.buckets.setdefault(report.account_id, TokenBucket(now))
         if not bucket.take(now):
             raise Rejected("RESOURCE_EXHAUSTED", f"account {report.account_id[:12]} sends more than "
-                                                 f"{RATE_PER_SECOND:g} reports/s; slow down")
+                                                 f"{RATE_PER_SECOND:g} reports/s; slow down", temporary=True)
         self._check_account(report)
         self._check_claims(report)
         self.accounts.reserve(report)  # the sequence and the epoch's samples, until logged or released
@@ -144,7 +144,8 @@ class ReportIntake:
         newest = self.accounts.newest_epoch
         if report.epoch > newest + EPOCH_SLACK:
             raise Rejected("FAILED_PRECONDITION", f"epoch {report.epoch} is more than {EPOCH_SLACK} ahead of the "
-                                                  f"swarm's epoch {newest} (the newest of any admitted report)")
+                                                  f"swarm's epoch {newest} (the newest of any admitted report)",
+                           temporary=True)
         target = self.manifest.manifest.hivemind.target_batch_size
         already = self.accounts.get(report.account_id).samples_by_epoch.get(report.epoch, 0)
         if already + report.num_samples > EPOCH_OVERSHOOT * target:

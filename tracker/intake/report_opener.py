@@ -97,7 +97,8 @@ class ReportOpener:
                                                   f"got {report.origin!r}")
         if report.manifest_id != self.manifest_id:
             raise Rejected("FAILED_PRECONDITION", f"report for manifest {report.manifest_id.hex()[:16]}…, this swarm "
-                                                  f"runs {self.manifest_id.hex()[:16]}…")
+                                                  f"runs {self.manifest_id.hex()[:16]}…",
+                           temporary=True)  # the lead may start the report's manifest again
         signer = account_id_of(opened.signer)
         if report.account_id != signer:
             raise Rejected("UNAUTHENTICATED", f"report claims account {report.account_id[:12]} but is signed by "

@@ -131,8 +131,11 @@ class Submissions:
         A report already in the ledger never passes admission (its sequence is at or below its
         account's last), so the store is asked only about rejected reports: a logged one still gets
         its ack again.
+
+        After a report refused for now (a rate limit, an epoch ahead), its account's later reports in the
+        batch are refused for now too: admitted, they would make the earlier one a replay when it is resent.
         """
-        batch = _Batch(envelopes)
+        batch, held_back = _Batch(envelopes), set()
         try:
             for position, (envelope, report) in enumerate(zip(envelopes, opened, strict=True)):
                 key = report_dedup_key(envelope)
@@ -145,10 +148,15 @@ class Submissions:
                     batch.rejected[position] = (None, report)
                     continue
                 try:
+                    if report.report.account_id in held_back:
+                        raise Rejected("RESOURCE_EXHAUSTED", "an earlier report of this account is refused for now; "
+                                                             "send them again in order", temporary=True)
                     self.intake.admit(report.report)
                     batch.admitted[position] = report
                 except Rejected as r:
                     batch.rejected[position] = (report.report, r)
+                    if r.temporary:
+                        held_back.add(report.report.account_id)
         except Exception as e:  # a fault of ours: undo what was taken, so that copies and resends are not stuck
             for opened_report in batch.admitted.values():
                 self.intake.accounts.release(opened_report.report)
@@ -245,7 +253,8 @@ class Submissions:
             else:
                 rejected = batch.rejected[position][1]
                 future.set_result(pb.ReportAck(report_sha256=digest, verdict=pb.ReportAck.REJECTED,
-                                               code=rejected.code, reason=rejected.reason))
+                                               code=rejected.code, reason=rejected.reason,
+                                               retry=rejected.temporary))
 
 
 class _Batch:

@@ -173,6 +173,8 @@ class TrackerService(TrackerServicer):
                 pb.EpochAveraging(epoch=epoch, volunteers=volunteers, averaged=averaged, failures=[
                     pb.FailureCount(reason=reason, volunteers=n) for reason, n in failures])
                 for epoch, volunteers, averaged, failures in stats.averaging()])
+        if request.account_id and (account := self.accounts.find(request.account_id)) is not None:
+            status.last_sequence = account.last_sequence  # public: the log holds every logged report
         if stats.spread is not None:
             epoch, num_peers, relative = stats.spread
             status.spread.CopyFrom(pb.ParameterSpread(epoch=epoch, num_peers=num_peers, relative=relative))
