@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from nacl.signing import SigningKey
 
-from potluck.entries import Balances, check_grant_arithmetic, decode_entry, dedup_key, serialize_entry
+from potluck.entries import Balances, decode_entry, dedup_key, serialize_entry
 from potluck.errors import PotluckError, VerificationError
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.proto.wire import MAX_ENTRY_BYTES
@@ -98,8 +98,6 @@ class Ledger:
                     continue
                 if entry.origin != self.origin:
                     raise VerificationError(f"expected entry origin {self.origin!r}, got {entry.origin!r}")
-                if entry.WhichOneof("kind") == "grant":
-                    check_grant_arithmetic(entry.grant, self.tree.size + len(rows))
                 data = serialize_entry(entry)
                 if len(data) > MAX_ENTRY_BYTES:
                     raise VerificationError(f"expected an entry of at most {MAX_ENTRY_BYTES} bytes, got {len(data)}")
@@ -110,6 +108,9 @@ class Ledger:
                 if key is not None:
                     known[key] = index
             if rows:
+                # Every check before the insert: a refused entry must never reach the store (it would
+                # be refused again at every start, and the log would not open).
+                self.balances.check(self.tree.size, decoded)
                 self.store.insert(rows)
                 with self.lock:
                     self._note = None
