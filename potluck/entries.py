@@ -211,15 +211,45 @@ class Balances:
             self.account(body.account_id).banned = True
         self.size += 1
 
+    def check(self, start: int, entries: Sequence[LedgerEntry]) -> None:
+        """Raise as `apply` would for `entries` (indices start..) folded in turn, changing nothing.
+
+        The ledger calls it before it stores them: an entry refused after its commit would stay in the
+        store, and every later start would refuse to fold it. Only grants and releases can be refused; a
+        release may name a grant earlier in the same batch, so the batch's own grants and releases are
+        followed in `pending` escrow and vested views.
+        """
+        if start != self.size:
+            raise VerificationError(f"entry {start}: expected index {self.size} next")
+        escrow: dict[str, _Pending] = {}
+        vested: dict[str, _Pending] = {}
+
+        def pending(views: dict[str, _Pending], account_id: str, held: str) -> _Pending:
+            if account_id not in views:
+                account = self.accounts.get(account_id)
+                views[account_id] = _Pending(getattr(account, held) if account is not None else {})
+            return views[account_id]
+
+        for index, entry in enumerate(entries, start):
+            kind = entry.WhichOneof("kind")
+            body = getattr(entry, kind)
+            if kind == "grant":
+                check_grant_arithmetic(body, index)
+                pending(escrow, body.account_id, "escrow").added[index] = body.flops
+            elif kind in ("vest", "forfeit"):
+                account_escrow = pending(escrow, body.account_id, "escrow")
+                account_vested = pending(vested, body.account_id, "vested")
+                grants, _, clawed, _ = _released(index, kind, body, account_escrow, account_vested)
+                for grant_index in grants:
+                    flops = account_escrow.take(grant_index)
+                    if kind == "vest":
+                        account_vested.added[grant_index] = flops
+                for grant_index in clawed:
+                    account_vested.take(grant_index)
+
     def _release(self, index: int, kind: str, body: Vest | Forfeit) -> None:
         account = self.account(body.account_id)
-        grants = list(body.grant_indices)
-        total = _taken(index, f"{kind} names", grants, account.escrow, f"in {body.account_id[:12]}'s escrow",
-                       kind, body.flops)
-        clawed = list(body.clawed_back_indices) if kind == "forfeit" else []
-        clawed_flops = _taken(index, "forfeit claws back", clawed, account.vested,
-                              f"vested by {body.account_id[:12]} (or was clawed back already)", "claw-back",
-                              body.clawed_back_flops if kind == "forfeit" else 0)
+        grants, total, clawed, clawed_flops = _released(index, kind, body, account.escrow, account.vested)
         for grant_index in grants:
             flops = account.escrow.pop(grant_index)
             if kind == "vest":
@@ -251,7 +281,39 @@ class Balances:
                 owner.data_forfeited_flops += flops
 
 
-def _taken(index: int, what: str, grants: list[int], held: dict[int, int], where: str, kind: str,
+class _Pending:
+    """A grant-index -> FLOPs table as it stands partway through a batch under `Balances.check`: the held
+    table, less what the batch took, plus what it added; the held table itself is left alone."""
+
+    def __init__(self, held: dict[int, int]):
+        self.held, self.added, self.taken = held, {}, set()
+
+    def __contains__(self, grant_index: int) -> bool:
+        return grant_index in self.added or (grant_index in self.held and grant_index not in self.taken)
+
+    def __getitem__(self, grant_index: int) -> int:
+        return self.added[grant_index] if grant_index in self.added else self.held[grant_index]
+
+    def take(self, grant_index: int) -> int:
+        flops = self[grant_index]
+        if self.added.pop(grant_index, None) is None:
+            self.taken.add(grant_index)
+        return flops
+
+
+def _released(index: int, kind: str, body: Vest | Forfeit, escrow, vested) -> tuple[list[int], int, list[int], int]:
+    """What a vest or forfeit releases, checked against the account's `escrow` and `vested` tables:
+    (grants out of escrow, their FLOPs, grants clawed back, their FLOPs)."""
+    grants = list(body.grant_indices)
+    total = _taken(index, f"{kind} names", grants, escrow, f"in {body.account_id[:12]}'s escrow", kind, body.flops)
+    clawed = list(body.clawed_back_indices) if kind == "forfeit" else []
+    clawed_flops = _taken(index, "forfeit claws back", clawed, vested,
+                          f"vested by {body.account_id[:12]} (or was clawed back already)", "claw-back",
+                          body.clawed_back_flops if kind == "forfeit" else 0)
+    return grants, total, clawed, clawed_flops
+
+
+def _taken(index: int, what: str, grants: list[int], held, where: str, kind: str,
            claimed: int) -> int:
     """The FLOPs of `grants`, each once and each in `held`, which must add up to `claimed`."""
     for grant_index in grants:

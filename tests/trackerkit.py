@@ -17,9 +17,10 @@ class RunningTracker:
     """`Tracker.start` on 127.0.0.1:`port` (0 picks one), with stubs for both services."""
 
     def __init__(self, tmp_path: Path, manifest: SignedManifest | None = None, *, port: int = 0,
-                 verify: bool = False):
+                 verify: bool = False, state_dir: Path | None = None, db: str | None = None):
         self.manifest = manifest or make_manifest(tmp_path)
-        self.config = TrackerConfig(state_dir=tmp_path / "tracker", db=str(tmp_path / "tracker" / "ledger.sqlite"),
+        state_dir = state_dir or tmp_path / "tracker"
+        self.config = TrackerConfig(state_dir=state_dir, db=db or str(state_dir / "ledger.sqlite"),
                                     listen=f"127.0.0.1:{port}", verify=verify)
         self.loop = LoopThread()
         try:

@@ -21,7 +21,16 @@ from potluck.tls import load_or_create_certificate
 from potluck.tracker.credit import Accounts, CreditPolicy
 from potluck.tracker.credit.deterrence import check_deterrence
 from potluck.tracker.intake import ReportIntake, Submissions
-from potluck.tracker.ledger import Ledger, LedgerWriter, load_or_create_log_key, open_store
+from potluck.tracker.ledger import (
+    MARK_FILE,
+    STATE_DIR_LOCK_FILE,
+    HighWaterMark,
+    Ledger,
+    LedgerWriter,
+    WriterLock,
+    load_or_create_log_key,
+    open_store,
+)
 from potluck.tracker.service import LedgerService, TrackerService, start_server
 from potluck.tracker.swarm_stats import SwarmStats
 from potluck.tracker.verifier import Verification, VerifierSpec
@@ -48,13 +57,23 @@ class Tracker:
     """A running tracker. Create with `await Tracker.start(...)`, end with `await tracker.stop()`."""
 
     def __init__(self, manifest: SignedManifest, ledger: Ledger, server: grpc.aio.Server, port: int,
-                 writer: LedgerWriter, service: TrackerService, tls_sha256: str):
+                 writer: LedgerWriter, service: TrackerService, state_lock: WriterLock, tls_sha256: str):
         self.manifest, self.ledger, self.server, self.port = manifest, ledger, server, port
-        self.writer, self.service = writer, service
+        self.writer, self.service, self.state_lock = writer, service, state_lock
         self.tls_sha256 = tls_sha256  # the fingerprint of the certificate it serves, for volunteers to pin
 
     @classmethod
     async def start(cls, manifest: SignedManifest, config: TrackerConfig) -> Tracker:
+        # One tracker per state dir: two would sign with one log key, each over its own history.
+        state_lock = WriterLock(config.state_dir / STATE_DIR_LOCK_FILE, f"the state directory {config.state_dir}")
+        try:
+            return await cls._start(manifest, config, state_lock)
+        except BaseException:
+            state_lock.release()
+            raise
+
+    @classmethod
+    async def _start(cls, manifest: SignedManifest, config: TrackerConfig, state_lock: WriterLock) -> Tracker:
         m = manifest.manifest
         task = get_task(m.task.name, param_dict(m.task))  # the verifier supplies shards when it needs data
         flops_per_sample, tokens_per_sample = task.flops_per_sample(), task.tokens_per_sample()
@@ -65,15 +84,16 @@ class Tracker:
         log_key = load_or_create_log_key(config.state_dir, m.origin)
         certificate = load_or_create_certificate(config.state_dir)
         check_pins(m, verifier_key_text(m.origin, log_key.verify_key), certificate.sha256, config.state_dir)
+        spec = _verifier_spec(m, config) if config.verify else None
+        check_key = load_or_create_secret(config.state_dir / "check.key")
         accounts = Accounts(m.origin, m.credit_policy)  # restored from every stored entry as the ledger opens
-        ledger = Ledger(open_store(config.db), origin=m.origin, log_key=log_key, balances=accounts)
-        policy = CreditPolicy(m.credit_policy, origin=m.origin, accounts=accounts,
-                              check_key=load_or_create_secret(config.state_dir / "check.key"))
+        ledger = Ledger(open_store(config.db), origin=m.origin, log_key=log_key, balances=accounts,
+                        mark=HighWaterMark(config.state_dir / MARK_FILE))
+        policy = CreditPolicy(m.credit_policy, origin=m.origin, accounts=accounts, check_key=check_key)
         intake = ReportIntake(manifest, accounts, flops_per_sample=flops_per_sample,
                               tokens_per_sample=tokens_per_sample)
         writer = LedgerWriter(ledger)
         writer.start()
-        spec = _verifier_spec(m, config) if config.verify else None
         stats = SwarmStats()
         verification = Verification(policy=policy, writer=writer, spec=spec, stats=stats)
         submissions = Submissions(manifest=manifest, ledger=ledger, writer=writer, intake=intake,
@@ -97,7 +117,7 @@ class Tracker:
             ledger.store.close()
             raise
         logger.info("tracker for %s serving on port %d (%d ledger entries)", m.origin, port, ledger.size)
-        return cls(manifest, ledger, server, port, writer, service, certificate.sha256)
+        return cls(manifest, ledger, server, port, writer, service, state_lock, certificate.sha256)
 
     @property
     def log_key(self) -> str:
@@ -113,6 +133,7 @@ class Tracker:
         await self.verification.stop()
         await self.writer.stop()
         self.ledger.store.close()
+        self.state_lock.release()
 
 
 def check_pins(m, log_key: str, tls_sha256: str, state_dir: Path) -> None:

@@ -16,6 +16,7 @@ from ledgerkit import ORIGIN
 from nacl.signing import SigningKey
 
 from potluck.tlog import leaf_hash, root_from_leaf_hashes, verify_checkpoint, verify_consistency
+from potluck.tracker.ledger.high_water import HighWaterMark
 from potluck.tracker.ledger.ledger import MAX_ENTRIES_PER_READ, Ledger
 from potluck.tracker.ledger.store import open_store
 
@@ -27,11 +28,11 @@ TESTS = Path(__file__).resolve().parents[1]
 LOG_KEY = SigningKey(b"\x07" * 32)
 
 
-def run_and_kill(location: str, seed: int, kill_after: float) -> tuple[dict[int, str], str | None]:
+def run_and_kill(location: str, seed: int, kill_after: float, mark: Path) -> tuple[dict[int, str], str | None]:
     """Start a writer, SIGKILL it `kill_after` seconds after it is ready; return what it acknowledged."""
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    writer = subprocess.Popen([sys.executable, str(WRITER), location, str(seed)], stdout=subprocess.PIPE, text=True,
-                              env=env)
+    writer = subprocess.Popen([sys.executable, str(WRITER), location, str(seed), str(mark)], stdout=subprocess.PIPE,
+                              text=True, env=env)
     lines: list[str] = []
     ready = threading.Event()
 
@@ -64,15 +65,18 @@ def run_and_kill(location: str, seed: int, kill_after: float) -> tuple[dict[int,
     return acked, note
 
 
-def test_sigkill_trials(store_location):
+def test_sigkill_trials(store_location, tmp_path):
+    # The high-water mark beside the key: a kill between writing it and storing the checkpoint must
+    # not keep the next start from opening.
+    mark = tmp_path / "log.mark"
     rng = random.Random(6962)
     all_acked: dict[int, str] = {}
     last_note = None
     for trial in range(TRIALS):
-        acked, note = run_and_kill(store_location, seed=trial, kill_after=rng.uniform(0.0, 0.4))
+        acked, note = run_and_kill(store_location, seed=trial, kill_after=rng.uniform(0.0, 0.4), mark=mark)
         all_acked.update(acked)
         last_note = note or last_note
-        ledger = Ledger(open_store(store_location), origin=ORIGIN, log_key=LOG_KEY)
+        ledger = Ledger(open_store(store_location), origin=ORIGIN, log_key=LOG_KEY, mark=HighWaterMark(mark))
         try:
             leaves = [leaf_hash(d) for start in range(0, ledger.size, MAX_ENTRIES_PER_READ)
                       for d in ledger.entries(start, min(start + MAX_ENTRIES_PER_READ, ledger.size))]

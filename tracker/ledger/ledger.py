@@ -2,7 +2,8 @@
 
 One `Ledger` is the only writer of its store. It signs a checkpoint only over entries already
 committed, and never two checkpoints that disagree: at start-up it rebuilds the tree from the
-store and refuses to run if the last checkpoint it signed does not match it.
+store and refuses to run if the last checkpoint stored there, or the high-water mark kept beside the
+log key (`HighWaterMark`: what the key signed, whatever database it signed it over), does not match it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from collections.abc import Sequence
 
 from nacl.signing import SigningKey
 
-from potluck.entries import Balances, check_grant_arithmetic, decode_entry, dedup_key, serialize_entry
+from potluck.entries import Balances, decode_entry, dedup_key, serialize_entry
 from potluck.errors import PotluckError, VerificationError
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.proto.wire import MAX_ENTRY_BYTES
 from potluck.tlog import Checkpoint, MerkleTree, leaf_hash, sign_checkpoint, verifier_key_text, verify_checkpoint
 from potluck.tlog.receipt import make_receipts
+from potluck.tracker.ledger.high_water import HighWaterMark
 from potluck.tracker.ledger.store import LedgerStoreBase, StoredEntry
 
 logger = logging.getLogger(__name__)
@@ -43,7 +45,8 @@ class Ledger:
     is applied under `lock` as it is committed, so the balances always match `size`.
     """
 
-    def __init__(self, store: LedgerStoreBase, *, origin: str, log_key: SigningKey, balances: Balances | None = None):
+    def __init__(self, store: LedgerStoreBase, *, origin: str, log_key: SigningKey, balances: Balances | None = None,
+                 mark: HighWaterMark | None = None):
         self.store, self.origin, self.log_key = store, origin, log_key
         self.verifier_key = verifier_key_text(origin, log_key.verify_key)
         # `lock` guards the in-memory tree, balances and note; `append_lock` makes appends one at a time.
@@ -52,6 +55,16 @@ class Ledger:
         self.lock = threading.RLock()
         self.append_lock = threading.Lock()
         self._appended: dict[int, bytes] = {}  # the last append's entry bytes, for its receipts
+        # An append whose insert failed, while it is not known whether its rows landed: (rows, entries).
+        self._unsettled: tuple[list[StoredEntry], list[LedgerEntry]] | None = None
+        self.mark = mark
+        try:
+            self._open(store, balances)
+        except BaseException:  # the store is the ledger's from here: a refused one is let go of (and its lock)
+            store.close()
+            raise
+
+    def _open(self, store: LedgerStoreBase, balances: Balances | None) -> None:
         started = time.monotonic()
         self.tree = MerkleTree.from_leaf_hashes(store.leaf_hashes())
         self.balances = Balances() if balances is None else balances
@@ -59,13 +72,17 @@ class Ledger:
             for offset, data in enumerate(store.entries(start, start + MAX_ENTRIES_PER_READ)):
                 self.balances.restore(start + offset, decode_entry(data, start + offset))
         self._note: str | None = None  # the latest signed checkpoint, while it covers the whole tree
-        self._check_last_checkpoint()
-        logger.info("ledger %s opened: %d entries in %.2fs", origin, self.tree.size, time.monotonic() - started)
+        stored = self._check_last_checkpoint()
+        if self.mark is not None:
+            self.mark.check(self.tree, store.location)
+            if stored is not None:  # signed before the mark was kept (or the mark is an older copy)
+                self.mark.advance(stored.size, stored.root_hash)
+        logger.info("ledger %s opened: %d entries in %.2fs", self.origin, self.tree.size, time.monotonic() - started)
 
-    def _check_last_checkpoint(self) -> None:
+    def _check_last_checkpoint(self) -> Checkpoint | None:
         latest = self.store.latest_checkpoint()
         if latest is None:
-            return
+            return None
         size, note = latest
         try:
             checkpoint = verify_checkpoint(note, self.verifier_key, self.origin)
@@ -77,6 +94,7 @@ class Ledger:
                 f"{checkpoint.size}; refusing to sign anything that contradicts it")
         if size == self.tree.size:
             self._note = note
+        return checkpoint
 
     @property
     def size(self) -> int:
@@ -89,6 +107,8 @@ class Ledger:
         index it was logged at, and nothing new is written.
         """
         with self.append_lock:
+            if self._unsettled is not None:  # before `find`, which would see indices the tree does not have
+                self._settle(self.balances.restore)
             keys = [dedup_key(entry) for entry in entries]
             known = self.store.find([k for k in keys if k is not None])
             indices, rows, decoded = [], [], []
@@ -98,8 +118,6 @@ class Ledger:
                     continue
                 if entry.origin != self.origin:
                     raise VerificationError(f"expected entry origin {self.origin!r}, got {entry.origin!r}")
-                if entry.WhichOneof("kind") == "grant":
-                    check_grant_arithmetic(entry.grant, self.tree.size + len(rows))
                 data = serialize_entry(entry)
                 if len(data) > MAX_ENTRY_BYTES:
                     raise VerificationError(f"expected an entry of at most {MAX_ENTRY_BYTES} bytes, got {len(data)}")
@@ -110,20 +128,58 @@ class Ledger:
                 if key is not None:
                     known[key] = index
             if rows:
-                self.store.insert(rows)
-                with self.lock:
-                    self._note = None
-                    self.tree.extend(row.leaf_hash for row in rows)
-                    for row, entry in zip(rows, decoded, strict=True):
-                        self.balances.apply(row.index, entry)
-                    self._appended = {row.index: row.data for row in rows}
+                # Every check before the insert: a refused entry must never reach the store (it would
+                # be refused again at every start, and the log would not open).
+                self.balances.check(self.tree.size, decoded)
+                try:
+                    self.store.insert(rows)
+                except Exception:
+                    self._unsettled = (rows, decoded)
+                    # Ask at once whether it landed (a store that lost its connection reconnects to answer):
+                    # if it did, this append succeeded; if not, or if no answer comes, it failed, and the next
+                    # append asks again before anything else.
+                    try:
+                        landed = self._settle(self.balances.apply)
+                    except Exception:
+                        logger.exception("could not find out whether entries %d.. landed", rows[0].index)
+                        landed = False
+                    if not landed:
+                        raise
+                else:
+                    self._extend(rows, decoded, self.balances.apply)
             return indices
+
+    def _extend(self, rows: list[StoredEntry], decoded: list[LedgerEntry], fold) -> None:
+        """Committed rows join the tree, and their entries the balances (by `fold`)."""
+        with self.lock:
+            self._note = None
+            self.tree.extend(row.leaf_hash for row in rows)
+            for row, entry in zip(rows, decoded, strict=True):
+                fold(row.index, entry)
+            self._appended = {row.index: row.data for row in rows}
+
+    def _settle(self, fold) -> bool:
+        """After a failed insert: whether its rows landed after all (True: the tree and the balances now
+        have them, by `fold`); raise if the store cannot say, or holds rows this ledger did not write."""
+        rows, decoded = self._unsettled
+        landed = self.store.leaf_hashes(self.tree.size)
+        if landed and landed != [row.leaf_hash for row in rows]:
+            raise LedgerCorruptError(
+                f"the ledger database {self.store.location} holds {len(landed)} entries from index "
+                f"{self.tree.size} that this tracker did not write (another writer?); refusing to go on")
+        self._unsettled = None
+        if landed:
+            logger.warning("entries %d..%d landed although their commit failed", rows[0].index, rows[-1].index)
+            self._extend(rows, decoded, fold)
+        return bool(landed)
 
     def checkpoint(self) -> str:
         """A signed checkpoint note over every committed entry (signed afresh only when the log grew)."""
         with self.lock:
             if self._note is None:
                 checkpoint = Checkpoint(self.origin, self.tree.size, self.tree.root())
+                if self.mark is not None:  # first the mark, durably: a crash after it must not forget it
+                    self.mark.advance(checkpoint.size, checkpoint.root_hash)
                 note = sign_checkpoint(checkpoint, self.log_key)
                 self.store.save_checkpoint(checkpoint.size, note)
                 self._note = note

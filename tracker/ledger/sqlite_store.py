@@ -8,6 +8,7 @@ from pathlib import Path
 
 from potluck.durable_sqlite import open_durable
 from potluck.tracker.ledger.store import LedgerStoreBase, StoredEntry, batched
+from potluck.tracker.ledger.writer_lock import WriterLock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -26,14 +27,23 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 class SqliteStore(LedgerStoreBase):
     def __init__(self, path: Path):
         path = Path(path)
-        # A commit returns only after the log is fsynced, so an acknowledged append is never lost.
-        self.db = open_durable(path, SCHEMA, "the ledger database")
-        self.path = path
+        self.path, self.location = path, str(path)
+        # One writer: SQLite's own locks let a second process write between our transactions. The lock
+        # file sits beside the database's real path, so another path to the same file meets it too.
+        real = path.resolve()
+        self.writer_lock = WriterLock(real.with_name(real.name + ".lock"), f"the ledger database {path}")
+        try:
+            # A commit returns only after the log is fsynced, so an acknowledged append is never lost.
+            self.db = open_durable(path, SCHEMA, "the ledger database")
+        except BaseException:
+            self.writer_lock.release()
+            raise
         self.lock = threading.Lock()
 
-    def leaf_hashes(self) -> list[bytes]:
+    def leaf_hashes(self, start: int = 0) -> list[bytes]:
         with self.lock:
-            return [row[0] for row in self.db.execute("SELECT leaf_hash FROM entries ORDER BY idx")]
+            return [row[0] for row in self.db.execute("SELECT leaf_hash FROM entries WHERE idx >= ? ORDER BY idx",
+                                                      (start,))]
 
     def find(self, dedup_keys: Sequence[bytes]) -> dict[bytes, int]:
         found: dict[bytes, int] = {}
@@ -73,3 +83,4 @@ class SqliteStore(LedgerStoreBase):
     def close(self) -> None:
         with self.lock:
             self.db.close()
+            self.writer_lock.release()

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from potluck.errors import PotluckError
+
 
 @dataclass(frozen=True)
 class StoredEntry:
@@ -21,12 +23,22 @@ class StoredEntry:
     dedup_key: bytes | None
 
 
+class LedgerUnavailableError(PotluckError):
+    """The store cannot be reached now (a database restarting, say); a later call may succeed."""
+
+
 class LedgerStoreBase(ABC):
-    """Append-only storage of entries (by index) and of the checkpoints signed over them."""
+    """Append-only storage of entries (by index) and of the checkpoints signed over them.
+
+    A store is its log's only writer: opening one that another process has open raises
+    `LedgerLockedError`. `location` names it in messages (never with a password).
+    """
+
+    location: str
 
     @abstractmethod
-    def leaf_hashes(self) -> list[bytes]:
-        """Every entry's leaf hash, in index order (to rebuild the Merkle tree at start-up)."""
+    def leaf_hashes(self, start: int = 0) -> list[bytes]:
+        """The leaf hashes of entries start.., in index order (all of them rebuild the tree at start-up)."""
 
     @abstractmethod
     def find(self, dedup_keys: Sequence[bytes]) -> dict[bytes, int]:
@@ -34,7 +46,10 @@ class LedgerStoreBase(ABC):
 
     @abstractmethod
     def insert(self, entries: Sequence[StoredEntry]) -> None:
-        """Store new entries in one durable transaction: all of them, or (on error) none."""
+        """Store new entries in one durable transaction: all of them, or (on error) none.
+
+        An error may leave it unknown which (a connection lost during the COMMIT): the ledger then
+        asks `leaf_hashes` what landed."""
 
     @abstractmethod
     def entries(self, start: int, end: int) -> list[bytes]:
