@@ -8,16 +8,12 @@ wrong, exit code 1, no traceback, and nothing left running.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import socket
 import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import pytest
-from proctree import descendant_pids
+from clikit import assert_one_line_error, potluck
 from swarmkit import make_manifest
 from trackerkit import RunningTracker
 
@@ -25,58 +21,8 @@ from potluck.identity import load_account_key
 
 pytestmark = pytest.mark.timeout(90)
 
-POTLUCK = Path(sys.executable).parent / "potluck"
-RUN_TIMEOUT = 60
 SHARD_NAME = "corpus-000"
 SHARD_BYTES = b"the lead published these bytes\n" * 64
-
-
-def potluck(home: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the console script as a volunteer would, tagged so that anything it leaves behind can be found."""
-    tag = uuid.uuid4().hex
-    env = {**os.environ, "POTLUCK_HOME": str(home), "POTLUCK_TEST_RUN": tag}
-    env.pop("POTLUCK_DEBUG", None)
-    env.pop("POTLUCK_LOGLEVEL", None)
-    result = subprocess.run([str(POTLUCK), *args], capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env)
-    result.leftovers = _processes_tagged(tag)
-    return result
-
-
-def _processes_tagged(tag: str) -> list[int]:
-    """Processes whose environment carries `tag`: the command's descendants, even ones reparented to init."""
-    needle = f"POTLUCK_TEST_RUN={tag}".encode()
-    found = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if needle in environ.read_bytes().split(b"\0"):
-                found.append(int(environ.parent.name))
-        except OSError:  # gone, or not ours to read
-            continue
-    return found
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 1, f"exit code {result.returncode}; stderr:\n{result.stderr}"
-    assert "Traceback" not in result.stderr, result.stderr
-    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{result.stderr}"
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
-    assert result.stdout == "", result.stdout
-    assert result.leftovers == [], f"processes left running: {result.leftovers}"
-    assert descendant_pids(os.getpid()) == []
-    return lines[0]
-
-
-@pytest.fixture
-def home(tmp_path) -> Path:
-    """A POTLUCK_HOME holding an account key made with `potluck identity create`."""
-    home = tmp_path / "home"
-    created = potluck(home, "identity", "create", "--json")
-    assert created.returncode == 0, created.stderr
-    assert Path(json.loads(created.stdout)["path"]) == home / "account.key"
-    return home
 
 
 @pytest.fixture
