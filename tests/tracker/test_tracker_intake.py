@@ -8,6 +8,7 @@ from swarmkit import Volunteer, make_manifest, submit_reports
 
 from potluck.entries import decode_entry
 from potluck.proto import tracker_pb2 as pb
+from potluck.proto.wire import EPOCH_SLACK
 from potluck.tlog import verify_receipt
 
 pytestmark = pytest.mark.timeout(60)
@@ -148,3 +149,13 @@ def test_registering_the_same_account_and_peer_again_logs_nothing_new(tracker, a
         answer = tracker.stub.Register(pb.RegisterRequest(binding=again), timeout=10)
         assert answer.index == first
     assert tracker.tracker.ledger.size == size
+
+
+def test_an_epoch_a_little_ahead_is_refused_for_now_and_a_made_up_one_for_good(tracker, alice):
+    assert submit(tracker, alice.report(tracker.manifest, 1, epoch=0))[0].verdict == pb.ReportAck.ACCEPTED
+    # Others' reports of the epochs between may still be on their way: the node keeps this one and resends it.
+    [near] = submit(tracker, alice.report(tracker.manifest, 2, epoch=EPOCH_SLACK + 1))
+    assert (near.verdict, near.retry) == (pb.ReportAck.REJECTED, True) and "ahead of the swarm's" in near.reason
+    # No honest node runs this far past the tracker's epoch: it is not worth resending, ever.
+    [far] = submit(tracker, alice.report(tracker.manifest, 3, epoch=10**6))
+    assert (far.verdict, far.retry) == (pb.ReportAck.REJECTED, False) and "ahead of the swarm's" in far.reason

@@ -143,9 +143,12 @@ class ReportIntake:
         # the cap, and name an epoch nobody trained. The bound is the tracker's own view (no DHT record).
         newest = self.accounts.newest_epoch
         if report.epoch > newest + EPOCH_SLACK:
+            # Refused for now while others' reports of the epochs between may still be on their way; an honest
+            # node's epoch never runs more than EPOCH_SLACK past the tracker's that it last heard
+            # (node/progress_bound.py), so one further ahead is made up: refused for good, not resent forever.
             raise Rejected("FAILED_PRECONDITION", f"epoch {report.epoch} is more than {EPOCH_SLACK} ahead of the "
                                                   f"swarm's epoch {newest} (the newest of any admitted report)",
-                           temporary=True)
+                           temporary=report.epoch <= newest + 2 * EPOCH_SLACK)
         target = self.manifest.manifest.hivemind.target_batch_size
         already = self.accounts.get(report.account_id).samples_by_epoch.get(report.epoch, 0)
         if already + report.num_samples > EPOCH_OVERSHOOT * target:
