@@ -109,9 +109,20 @@ elif MODE == "poison":
 
         key = f"{worker.config.hivemind.run_id}_progress"
         signer = RSASignatureValidator(RSAPrivateKey())  # a key of its own: its record is validly signed
+        def joined_dht(**kwargs) -> hivemind.DHT:
+            # On 2 loaded cores a bootstrap ping can go unanswered (CI measured one in ~20 runs): the
+            # attacker keeps trying, as a real one would, rather than give up on its attack.
+            for _ in range(30):
+                try:
+                    return hivemind.DHT(initial_peers=worker.visible_maddrs, start=True, **kwargs)
+                except RuntimeError as error:
+                    print(f"poison: DHT not joined yet ({error}); trying again", flush=True)
+                    time.sleep(1.0)
+            raise RuntimeError("poison: the swarm's DHT never answered")
+
         # Both DHTs are children of this worker: its process group, so they go when the node stops it.
-        signed = hivemind.DHT(initial_peers=worker.visible_maddrs, start=True, record_validators=[signer])
-        unsigned = hivemind.DHT(initial_peers=worker.visible_maddrs, start=True)
+        signed = joined_dht(record_validators=[signer])
+        unsigned = joined_dht()
         attempts = 0
         while True:
             record = LocalTrainingProgress(peer_id=signed.peer_id.to_bytes(), epoch=ABSURD_EPOCH, samples_accumulated=0,
