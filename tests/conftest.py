@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from proctree import descendant_pids
 
+import potluck  # noqa: F401  before any test module imports grpc: it turns gRPC's fork handlers off
+
 
 @pytest.fixture(autouse=True)
 def potluck_home(tmp_path_factory, monkeypatch) -> Path:
