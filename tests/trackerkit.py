@@ -14,14 +14,14 @@ from potluck.tracker.tracker import Tracker, TrackerConfig
 
 
 class RunningTracker:
-    """`Tracker.start` on 127.0.0.1:`port` (0 picks one), with stubs for both services."""
+    """`Tracker.start` on `host`:`port` (0 picks one), with stubs for both services."""
 
     def __init__(self, tmp_path: Path, manifest: SignedManifest | None = None, *, port: int = 0,
-                 verify: bool = False, state_dir: Path | None = None, db: str | None = None):
+                 verify: bool = False, state_dir: Path | None = None, db: str | None = None, host: str = "127.0.0.1"):
         self.manifest = manifest or make_manifest(tmp_path)
         state_dir = state_dir or tmp_path / "tracker"
         self.config = TrackerConfig(state_dir=state_dir, db=db or str(state_dir / "ledger.sqlite"),
-                                    listen=f"127.0.0.1:{port}", verify=verify)
+                                    listen=f"{host}:{port}", verify=verify)
         self.loop = LoopThread()
         try:
             self.tracker = self.loop.call(Tracker.start(self.manifest, self.config))
@@ -29,7 +29,7 @@ class RunningTracker:
             self.loop.close()
             raise
         self.port = self.tracker.port
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = f"127.0.0.1:{self.port}"  # a wildcard `host` is reached on loopback
         self.channel = tracker_channel(self.address)
         self.stub, self.ledger_stub = TrackerStub(self.channel), LedgerStub(self.channel)
 

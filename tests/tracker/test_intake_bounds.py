@@ -5,9 +5,7 @@ before its account's binding and rate; one queue served every stream; registrati
 """
 
 import asyncio
-import time
 
-import grpc
 import pytest
 from swarmkit import Volunteer, submit_reports
 from trackerkit import registered
@@ -19,8 +17,6 @@ from potluck.proto.envelope_pb2 import SignedEnvelope
 from potluck.proto.report_pb2 import AveragingRound
 from potluck.proto.wire import MAX_ATTESTATIONS_PER_REPORT
 from potluck.tracker.intake.lanes import Lane, Lanes, QueueFull
-from potluck.tracker.intake.report_intake import TokenBucket
-from potluck.tracker.service import tracker_service
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -82,24 +78,3 @@ def test_each_waiting_stream_gets_a_turn_in_every_batch_and_the_queue_is_bounded
         lanes.put(Lane(), ([b"another volunteer"], loop.create_future()))  # a stream with nothing waiting may
 
     asyncio.run(scenario())
-
-
-def test_new_registrations_are_rate_limited_per_account_and_overall(tracker, tmp_path):
-    alice = registered(tracker, tmp_path)
-    for _ in range(tracker_service.ACCOUNT_REGISTER_BURST - 1):
-        registered_peer(tracker, alice.account, tmp_path)
-    with pytest.raises(grpc.RpcError) as raised:
-        registered_peer(tracker, alice.account, tmp_path)
-    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "too fast" in raised.value.details()
-    # The same pair again is still answered (nothing new to log).
-    assert tracker.stub.Register(pb.RegisterRequest(binding=alice.binding(tracker.manifest)), timeout=10)
-    tracker.tracker.service.new_pairs = TokenBucket(time.monotonic(), 1, 0.0)  # the tracker's bucket, nearly spent
-    registered(tracker, tmp_path)
-    with pytest.raises(grpc.RpcError) as raised:
-        registered(tracker, tmp_path)
-    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "new registrations" in raised.value.details()
-
-
-def registered_peer(tracker, account, tmp_path):
-    volunteer = Volunteer(account, Volunteer.create(tmp_path).peer)
-    tracker.stub.Register(pb.RegisterRequest(binding=volunteer.binding(tracker.manifest)), timeout=10)

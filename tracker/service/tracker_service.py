@@ -26,18 +26,13 @@ from potluck.signing import parse_envelope
 from potluck.tracker.credit import Accounts
 from potluck.tracker.intake import Submissions
 from potluck.tracker.intake.lanes import Lane, QueueFull
-from potluck.tracker.intake.report_intake import TokenBucket
 from potluck.tracker.ledger import Ledger, LedgerWriter
 from potluck.tracker.service.reachability import DialBack, caller_host
+from potluck.tracker.service.register_limits import Refused, RegisterLimits
 
 logger = logging.getLogger(__name__)
 
 SHARD_CHUNK_BYTES = 1024 * 1024
-# New (account, peer) pairs registered, each a durable entry and memory for good, and Register needs no
-# account: for the whole tracker and for one account. An honest swarm's volunteers join one pair each
-# (a restart keeps its peer key); a thousand at once and 16 a second (57k an hour) are far beyond one.
-REGISTER_BURST, REGISTER_PER_SECOND = 1024, 16.0
-ACCOUNT_REGISTER_BURST, ACCOUNT_REGISTER_PER_SECOND = 16, 1 / 60  # peers per account: a few machines
 MAX_MESSAGES_IN_FLIGHT = 16  # per stream
 # Report bytes of a stream's messages in progress (read, not yet answered): with the server's bound on
 # concurrent calls, what bounds the tracker's memory for reports (two full messages each).
@@ -51,8 +46,7 @@ class TrackerService(TrackerServicer):
         self.submissions, self.stats = submissions, submissions.stats
         self.shards = shards or {}
         self.dial_back = DialBack()
-        self.new_pairs = TokenBucket(time.monotonic(), REGISTER_BURST, REGISTER_PER_SECOND)
-        self.new_pairs_of: dict[str, TokenBucket] = {}  # by account
+        self.new_pairs = RegisterLimits(time.monotonic())
 
     async def GetManifest(self, request, context):
         return pb.GetManifestResponse(signed_manifest=self.manifest.envelope, log_key=self.ledger.verifier_key)
@@ -72,16 +66,10 @@ class TrackerService(TrackerServicer):
                                 f"peer {binding.peer_id} is already bound to account {owner[:12]}")
         if owner is not None:  # the same pair again (a fresh signature, so other bytes): nothing new to log
             return pb.RegisterResponse(index=self.accounts.binding_index[binding.peer_id])
-        now = time.monotonic()
-        mine = self.new_pairs_of.setdefault(binding.account_id, TokenBucket(
-            now, ACCOUNT_REGISTER_BURST, ACCOUNT_REGISTER_PER_SECOND))
-        # The account's bucket first: one account at its limit must not spend the tracker's.
-        if not mine.take(now):
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"account {binding.account_id[:12]} registers "
-                                                                    "new peers too fast; retry in a minute")
-        if not self.new_pairs.take(now):
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the tracker takes new registrations at "
-                                                                    f"{REGISTER_PER_SECOND:g}/s; retry shortly")
+        try:  # a new pair: a durable entry and memory for good (tracker/service/register_limits.py)
+            self.new_pairs.take(binding.account_id, caller_host(context.peer()), time.monotonic())
+        except Refused as e:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
         entry = LedgerEntry(origin=self.manifest.origin, logged_at_ms=_now_ms(), binding=BindingRecord(
             binding=request.binding, account_id=binding.account_id, peer_id=binding.peer_id))
         index = await self.writer.append(entry)
