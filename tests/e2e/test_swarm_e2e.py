@@ -28,6 +28,9 @@ from potluck.tracker_client import TrackerClient
 
 SCENARIO_TIMEOUT = 900
 EPOCHS = 8  # per volunteer: enough epochs after the kill for all three to be in step in one
+# The killed volunteer loses about 2 windows (the one it was killed in, and the one its state load discards):
+# asked for as many as the others, it trained about 2 minutes alone after they left (CI, 2 cores).
+KILLED_EPOCHS = EPOCHS - 2
 LATE_EPOCHS = 2
 NODES = ("v1", "v2", "v3")
 LOSS_FALL = 2.0
@@ -74,7 +77,7 @@ def scenario(tmp_path_factory) -> Scenario:
         info = swarm.start()
         watcher.start()
         for name in NODES:
-            swarm.start_node(name, max_epochs=EPOCHS)
+            swarm.start_node(name, max_epochs=KILLED_EPOCHS if name == "v1" else EPOCHS)
             time.sleep(1.0)
         wait_until(lambda: swarm.status().epoch >= 2, 300, "epoch 2")
         # SIGKILL one volunteer's worker group: its DHT, p2pd and averagers die at once, mid-training.
@@ -176,7 +179,7 @@ def test_killed_worker_is_restarted_and_catches_up_while_others_go_on(scenario):
     log = (scenario.workdir / "v1.log").read_text()
     assert "restarting in" in log
     epochs = [r.epoch for r in scenario.reports["v1"]]
-    assert len(epochs) == EPOCHS and max(epochs) > scenario.killed_at_epoch
+    assert len(epochs) == KILLED_EPOCHS and max(epochs) > scenario.killed_at_epoch
     for name in ("v2", "v3"):
         assert max(r.epoch for r in scenario.reports[name]) > scenario.killed_at_epoch
     assert "loaded state from peers" in log.split("restarting in", 1)[1]
