@@ -78,3 +78,23 @@ def test_each_waiting_stream_gets_a_turn_in_every_batch_and_the_queue_is_bounded
         lanes.put(Lane(), ([b"another volunteer"], loop.create_future()))  # a stream with nothing waiting may
 
     asyncio.run(scenario())
+
+
+def test_a_caller_with_many_streams_gets_one_turn_per_round_as_one_with_a_single_stream():
+    # Threat: turns per stream gave a client opening 200 streams 200 turns to a volunteer's one.
+    async def scenario():
+        lanes = Lanes()
+        loop = asyncio.get_running_loop()
+        flood = [Lane("203.0.113.7") for _ in range(200)]
+        for lane in flood:
+            lanes.put(lane, ([b"junk"], loop.create_future()))
+        honest = Lane("198.51.100.2")
+        for _ in range(3):
+            lanes.put(honest, ([b"mine"], loop.create_future()))
+        taken = await lanes.take(max_reports=6)
+        assert [reports for reports, _ in taken] == [[b"junk"], [b"mine"]] * 3
+        # The flood's streams are each served in turn among themselves, and nothing is lost.
+        rest = await lanes.take(max_reports=1000)
+        assert len(rest) == 197 and lanes.queued_bytes == 0 and not lanes.turns and not lanes.waiting
+
+    asyncio.run(scenario())

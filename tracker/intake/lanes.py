@@ -1,4 +1,4 @@
-"""Messages of reports waiting for the pump: one lane per stream, taken in turn, with a bound on them all.
+"""Messages of reports waiting for the pump: one lane per stream, taken in turn by caller, with a bound on them all.
 
 Threat: with one queue for every stream, a client on a few streams that sends as fast as it can
 fills it, and each honest volunteer's report waits behind all of that (measured: 3 honest volunteers'
@@ -9,6 +9,9 @@ waiting, a stream that already has a message waiting is refused (RESOURCE_EXHAUS
 queue more. A stream with nothing waiting may always queue one message, so a volunteer's report is
 never refused for the flood's sake; how many streams there are is bounded by the server's
 `maximum_concurrent_rpcs` (tracker/service/server.py).
+
+Turns go to callers first (a lane's `source`: the caller's network), then to that caller's streams: a
+client that opens 200 streams gets one turn in each round, as a volunteer with one stream does, not 200.
 """
 
 from __future__ import annotations
@@ -29,16 +32,18 @@ class QueueFull(PotluckError):
 
 
 class Lane:
-    """One stream's messages, in the order they came."""
+    """One stream's messages, in the order they came; `source` is who calls (streams of one share turns)."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str = "") -> None:
+        self.source = source
         self.messages: deque[tuple[Message, int]] = deque()  # each with its size in bytes
 
 
 class Lanes:
     def __init__(self, max_bytes: int = MAX_QUEUED_BYTES):
         self.max_bytes, self.queued_bytes = max_bytes, 0
-        self.turns: deque[Lane] = deque()  # lanes with messages waiting, in the order they are served
+        self.turns: deque[deque[Lane]] = deque()  # per source with messages waiting, its lanes, in serving order
+        self.waiting: dict[str, deque[Lane]] = {}  # the same deques, by source
         self.ready = asyncio.Event()
 
     def put(self, lane: Lane, message: Message) -> None:
@@ -47,7 +52,7 @@ class Lanes:
             raise QueueFull(f"the tracker has {self.queued_bytes // 2**20} MiB of reports waiting; this stream's "
                             "next message must wait for its last: retry later")
         if not lane.messages:
-            self.turns.append(lane)
+            self._wait_turn(lane)
         lane.messages.append((message, size))
         self.queued_bytes += size
         self.ready.set()
@@ -59,20 +64,34 @@ class Lanes:
             await self.ready.wait()
         taken, reports, size = [], 0, 0
         while self.turns and reports < max_reports and size < max_bytes:
-            lane = self.turns.popleft()
+            source_lanes = self.turns.popleft()
+            lane = source_lanes.popleft()
+            if not source_lanes:
+                del self.waiting[lane.source]
+            else:
+                self.turns.append(source_lanes)
             message, message_size = lane.messages.popleft()
             taken.append(message)
             reports, size = reports + len(message[0]), size + message_size
             self.queued_bytes -= message_size
             if lane.messages:
-                self.turns.append(lane)
+                self._wait_turn(lane)
         return taken
+
+    def _wait_turn(self, lane: Lane) -> None:
+        source_lanes = self.waiting.get(lane.source)
+        if source_lanes is None:
+            source_lanes = self.waiting[lane.source] = deque()
+            self.turns.append(source_lanes)
+        source_lanes.append(lane)
 
     def drain(self) -> list[Message]:
         """Every message still waiting (the tracker is stopping)."""
-        left = [message for lane in self.turns for message, _ in lane.messages]
-        for lane in self.turns:
+        lanes = [lane for source_lanes in self.turns for lane in source_lanes]
+        left = [message for lane in lanes for message, _ in lane.messages]
+        for lane in lanes:
             lane.messages.clear()
         self.turns.clear()
+        self.waiting.clear()
         self.queued_bytes = 0
         return left

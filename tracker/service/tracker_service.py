@@ -28,7 +28,7 @@ from potluck.tracker.intake import Submissions
 from potluck.tracker.intake.lanes import Lane, QueueFull
 from potluck.tracker.ledger import Ledger, LedgerWriter
 from potluck.tracker.service.reachability import DialBack, caller_host
-from potluck.tracker.service.register_limits import Refused, RegisterLimits
+from potluck.tracker.service.register_limits import Refused, RegisterLimits, source_of
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ class TrackerService(TrackerServicer):
         a lane of the stream's own (so that no other stream's flood is ahead of them).
         """
         answers: asyncio.Queue = asyncio.Queue()
-        slots, lane = asyncio.Semaphore(MAX_MESSAGES_IN_FLIGHT), Lane()
+        # The stream's lane shares its turns with the caller's other streams (tracker/intake/lanes.py).
+        slots, lane = asyncio.Semaphore(MAX_MESSAGES_IN_FLIGHT), Lane(source_of(caller_host(context.peer())))
         in_flight = _ByteBudget(MAX_BYTES_IN_FLIGHT)
 
         async def read() -> None:
