@@ -12,6 +12,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from potluck.errors import PotluckError
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.tracker.batches import take_batch
 from potluck.tracker.ledger.ledger import Ledger
@@ -19,6 +20,15 @@ from potluck.tracker.ledger.ledger import Ledger
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+MAX_REASON_CHARS = 160
+
+
+class LedgerCommitError(PotluckError):
+    """The store refused or lost a commit: nothing of it was acknowledged, and a caller may send it again.
+
+    Its message is what a client may be told: the database's own reason, its first line only (a driver's
+    further lines can quote SQL), never the exception's class or a traceback (those are logged here).
+    """
 
 
 @dataclass(frozen=True)
@@ -68,9 +78,10 @@ class LedgerWriter:
                 answers = await asyncio.to_thread(self._commit, batch)
             except Exception as e:  # a failed commit answers every waiter; nothing was acknowledged
                 logger.exception("ledger append failed")
+                error = _commit_error(e)
                 for _, _, future in batch:
                     if not future.done():
-                        future.set_exception(e)
+                        future.set_exception(error)
                 continue
             for answer, (_, _, future) in zip(answers, batch, strict=True):
                 if not future.done():
@@ -93,3 +104,15 @@ class LedgerWriter:
                 logger.exception("receipts for entries %d.. failed", wanted[0])
         return [[Logged(index, *made.get(index, (None, None))) if receipts else Logged(index) for index in span]
                 for span, receipts in spans]
+
+
+def _commit_error(error: Exception) -> Exception:
+    """A database's refusal (a full disk, a lost connection, a trigger) as a `LedgerCommitError`; a fault of
+    ours (any other exception) as it is, for the server to log as an incident and hide from the client."""
+    if isinstance(error, PotluckError) or type(error).__module__.split(".")[0] in ("sqlite3", "psycopg"):
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        reason = lines[0][:MAX_REASON_CHARS]
+        commit_error = LedgerCommitError(f"the ledger could not commit ({reason})")
+        commit_error.__cause__ = error
+        return commit_error
+    return error
