@@ -56,7 +56,7 @@ def test_a_request_that_does_not_parse_is_refused_by_name_not_by_parser(tracker)
         with pytest.raises(grpc.RpcError) as raised:
             tracker.channel.unary_unary(method)(b"\xff\xff\xff", timeout=10)
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert raised.value.details().startswith(f"the request to {method} is not a valid "), raised.value.details()
+        assert raised.value.details().startswith("the request is not a valid "), raised.value.details()
         assert "DecodeError" not in raised.value.details() and "<class" not in raised.value.details()
     with pytest.raises(grpc.RpcError) as raised:  # the same on a stream, for the message that does not parse
         list(tracker.channel.stream_stream("/potluck.v1.Tracker/SubmitReports")(iter([b"", b"\xff"]), timeout=10))

@@ -7,7 +7,8 @@ wraps every handler of the server (ours, health, reflection):
 
 - a request that does not parse as the method's message is answered INVALID_ARGUMENT, naming the message
   type expected (the handler never sees it);
-- a deliberate refusal (`context.abort`) and a cancelled call pass through unchanged;
+- a deliberate refusal (`context.abort`) and a cancelled call pass through unchanged; a method that is
+  declared but not implemented (found by fuzzing: the health service's `List`) is UNIMPLEMENTED;
 - anything else is logged here with its traceback under a fresh incident id, and the client gets
   INTERNAL "internal error at the tracker (incident <id>)": the lead finds the traceback by that id.
 """
@@ -89,7 +90,7 @@ def _parsed(raw: bytes, parse, method: str):
     try:
         return parse(raw)
     except Exception:  # protobuf's DecodeError, or whatever a deserializer raises: the bytes were not a message
-        raise MalformedRequest(f"the request to {method} is not a valid {_message_name(parse)} message") from None
+        raise MalformedRequest(f"the request is not a valid {_message_name(parse)} message") from None
 
 
 async def _answer(error: Exception, context, method: str) -> None:
@@ -98,6 +99,9 @@ async def _answer(error: Exception, context, method: str) -> None:
         raise error
     if isinstance(error, MalformedRequest):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+    if isinstance(error, NotImplementedError):  # a generated servicer's method nobody wrote (grpc's Health.List)
+        name = method.lstrip("/").replace("/", ".")
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"this tracker does not implement {name}")
     incident = secrets.token_hex(6)
     logger.error("incident %s: %s failed", incident, method, exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error at the tracker (incident {incident})")
