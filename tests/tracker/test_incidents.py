@@ -6,7 +6,7 @@ import re
 
 import grpc
 import pytest
-from swarmkit import submit_reports
+from swarmkit import Volunteer, submit_reports
 from trackerkit import registered
 
 from potluck.proto import tracker_pb2 as pb
@@ -62,3 +62,19 @@ def test_a_request_that_does_not_parse_is_refused_by_name_not_by_parser(tracker)
         list(tracker.channel.stream_stream("/potluck.v1.Tracker/SubmitReports")(iter([b"", b"\xff"]), timeout=10))
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "potluck.v1.SubmitReportsRequest" in raised.value.details()
+
+
+def test_a_refused_commit_is_unavailable_with_the_databases_reason_only(tracker, tmp_path):
+    """A temporary fault, said as one (the caller sends again): the reason, not the driver's exception."""
+    store = tracker.tracker.ledger.store
+    with store.lock:  # the database refuses the next commit, as a full disk would
+        store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON entries BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    volunteer = Volunteer.create(tmp_path)
+    request = pb.RegisterRequest(binding=volunteer.binding(tracker.manifest))
+    with pytest.raises(grpc.RpcError) as raised:
+        tracker.stub.Register(request, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert raised.value.details() == "the ledger could not commit (disk full); register again"
+    with store.lock:
+        store.db.execute("DROP TRIGGER refuse")
+    assert tracker.stub.Register(request, timeout=10).index == 0

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from dataclasses import dataclass
 
 from potluck.errors import PotluckError
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.tracker.batches import take_batch
 from potluck.tracker.ledger.ledger import Ledger
+from potluck.tracker.ledger.store import LedgerUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +28,8 @@ MAX_REASON_CHARS = 160
 class LedgerCommitError(PotluckError):
     """The store refused or lost a commit: nothing of it was acknowledged, and a caller may send it again.
 
-    Its message is what a client may be told: the database's own reason, its first line only (a driver's
-    further lines can quote SQL), never the exception's class or a traceback (those are logged here).
+    Its message is what a client may be told (`_commit_error`), never the exception's class or a traceback
+    (those are logged here).
     """
 
 
@@ -107,12 +109,20 @@ class LedgerWriter:
 
 
 def _commit_error(error: Exception) -> Exception:
-    """A database's refusal (a full disk, a lost connection, a trigger) as a `LedgerCommitError`; a fault of
-    ours (any other exception) as it is, for the server to log as an incident and hide from the client."""
-    if isinstance(error, PotluckError) or type(error).__module__.split(".")[0] in ("sqlite3", "psycopg"):
-        lines = str(error).strip().splitlines() or [type(error).__name__]
-        reason = lines[0][:MAX_REASON_CHARS]
-        commit_error = LedgerCommitError(f"the ledger could not commit ({reason})")
-        commit_error.__cause__ = error
-        return commit_error
-    return error
+    """A database's refusal (a full disk, a lost connection, a trigger) as a `LedgerCommitError` whose reason
+    a client may read; a fault of ours (any other exception) as it is, for the server to log as an incident.
+
+    SQLite's own messages name the failure ("database or disk is full"); PostgreSQL's can name hosts and
+    files, so only its SQLSTATE code is passed on; a lost database, by a fixed line (its URL stays here).
+    """
+    if isinstance(error, sqlite3.Error):
+        reason = (str(error).strip().splitlines() or ["database error"])[0][:MAX_REASON_CHARS]
+    elif type(error).__module__.split(".")[0] == "psycopg":
+        reason = f"database error, SQLSTATE {getattr(error, 'sqlstate', None) or 'unknown'}"
+    elif isinstance(error, LedgerUnavailableError):
+        reason = "the ledger database is unreachable"
+    else:
+        return error
+    commit_error = LedgerCommitError(f"the ledger could not commit ({reason})")
+    commit_error.__cause__ = error
+    return commit_error

@@ -57,7 +57,8 @@ def _unary_in(behavior, method: str, parse):
 
 
 def _stream_in(behavior, method: str, parse):
-    """`behavior` (taking a stream of requests), each parsed as the handler reads it."""
+    """`behavior` (taking a stream of requests), each parsed as the handler iterates over them (every handler
+    here does; `context.read()` would hand it the raw bytes)."""
     async def requests(raw_requests):
         async for raw in raw_requests:
             yield _parsed(raw, parse, method)
@@ -68,11 +69,16 @@ def _stream_in(behavior, method: str, parse):
 
 
 def _guarded(behavior, call, method: str):
-    if inspect.isasyncgenfunction(behavior):
+    if inspect.isasyncgenfunction(behavior) or inspect.isgeneratorfunction(behavior):
         async def streamed(request, context):
             try:
-                async for response in call(request, context):
-                    yield response
+                responses = call(request, context)
+                if inspect.isasyncgen(responses):
+                    async for response in responses:
+                        yield response
+                else:
+                    for response in responses:
+                        yield response
             except Exception as e:
                 await _answer(e, context, method)
         return streamed
