@@ -17,7 +17,7 @@ from potluck.address import check_host_port
 from potluck.errors import TrackerError, TrackerUnreachable, VerificationError
 from potluck.proto import tracker_pb2 as pb
 from potluck.proto.tracker_pb2_grpc import LedgerStub, TrackerStub
-from potluck.proto.wire import MAX_MESSAGE_BYTES
+from potluck.proto.wire import MAX_ENTRY_BYTES, MAX_MESSAGE_BYTES
 from potluck.tls import TLS_NAME, certificate_sha256, probe_certificate
 
 __all__ = ["DEFAULT_RPC_TIMEOUT", "ENTRIES_PER_REQUEST", "TrackerClient", "open_channel"]
@@ -25,6 +25,9 @@ __all__ = ["DEFAULT_RPC_TIMEOUT", "ENTRIES_PER_REQUEST", "TrackerClient", "open_
 DEFAULT_RPC_TIMEOUT = 30.0
 #: Entries asked for per GetEntries call: each call's deadline covers this many.
 ENTRIES_PER_REQUEST = 5000
+#: Entry bytes one chunk of `entries` holds at most (then the rest comes by another call): what bounds the
+#: memory a tracker can make its reader hold, whatever it sends.
+MAX_CHUNK_BYTES = 64 * 1024 * 1024
 PROBE_TIMEOUT = 10.0  # seconds for the TLS handshake that reads the tracker's certificate
 #: Pages of balances read at most (of up to 1000 accounts each): a tracker cannot keep a reader forever.
 MAX_BALANCE_PAGES = 100_000
@@ -157,28 +160,51 @@ class TrackerClient:
         """Entry bytes for indices start..end-1, in chunks of at most ENTRIES_PER_REQUEST, in order.
 
         Raises `VerificationError` if the tracker answers an index other than the one that comes next
-        (an entry left out or sent twice must not shift every later one) or too few entries.
+        (an entry left out or sent twice must not shift every later one), too few entries, more than
+        were asked for, or an entry larger than any the tracker may log.
+
+        Threat: a hostile tracker streaming without end (or entries of 4 MiB each) must not grow the
+        caller's memory without bound: a chunk holds at most MAX_CHUNK_BYTES (and one message more);
+        past that, the rest of the range is asked for by a call of its own.
         """
-        for chunk_start in range(start, end, ENTRIES_PER_REQUEST):
-            chunk_end = min(chunk_start + ENTRIES_PER_REQUEST, end)
-            request = pb.EntriesRequest(start=chunk_start, end=chunk_end)
-            chunk: list[bytes] = []
-            call = self._stub("ledger").GetEntries(request, timeout=self.rpc_timeout)
-            try:
-                for batch in call:
-                    expected = chunk_start + len(chunk)
-                    if batch.start != expected:
-                        raise VerificationError(f"entry {expected}: the tracker sent entries from {batch.start} where "
-                                                f"{expected} was expected (an entry left out or reordered)")
-                    chunk.extend(batch.entries)
-            except grpc.RpcError as exc:
-                raise self._error("GetEntries", exc, self.rpc_timeout) from None
-            finally:
-                call.cancel()  # a no-op once the stream ended; stops it when we gave up early
-            if len(chunk) != chunk_end - chunk_start:
-                raise VerificationError(f"entry {chunk_start + len(chunk)}: the tracker's answer to entries "
-                                        f"{chunk_start}..{chunk_end} stopped after {len(chunk)} entries")
+        position = start
+        while position < end:
+            chunk_end = min(position + ENTRIES_PER_REQUEST, end)
+            chunk, held = self._entries_chunk(position, chunk_end)
+            if len(chunk) != chunk_end - position and (not chunk or held < MAX_CHUNK_BYTES):
+                raise VerificationError(f"entry {position + len(chunk)}: the tracker's answer to entries "
+                                        f"{position}..{chunk_end} stopped after {len(chunk)} entries")
             yield chunk
+            position += len(chunk)
+
+    def _entries_chunk(self, start: int, end: int) -> tuple[list[bytes], int]:
+        """One GetEntries call for start..end-1: the entries read (fewer once MAX_CHUNK_BYTES are held), and
+        their size in bytes."""
+        chunk: list[bytes] = []
+        held = 0
+        call = self._stub("ledger").GetEntries(pb.EntriesRequest(start=start, end=end), timeout=self.rpc_timeout)
+        try:
+            for batch in call:
+                expected = start + len(chunk)
+                if batch.start != expected:
+                    raise VerificationError(f"entry {expected}: the tracker sent entries from {batch.start} where "
+                                            f"{expected} was expected (an entry left out or reordered)")
+                if len(chunk) + len(batch.entries) > end - start:
+                    raise VerificationError(f"entries {start}..{end}: the tracker sent more than the {end - start} "
+                                            "entries asked for")
+                for offset, data in enumerate(batch.entries):
+                    if len(data) > MAX_ENTRY_BYTES:
+                        raise VerificationError(f"entry {expected + offset}: the tracker sent {len(data)} bytes, "
+                                                f"more than the {MAX_ENTRY_BYTES} an entry may hold")
+                chunk.extend(batch.entries)
+                held += sum(map(len, batch.entries))
+                if held >= MAX_CHUNK_BYTES:
+                    break
+        except grpc.RpcError as exc:
+            raise self._error("GetEntries", exc, self.rpc_timeout) from None
+        finally:
+            call.cancel()  # a no-op once the stream ended; stops it when we gave up early
+        return chunk, held
 
     def _call(self, service: str, method: str, request):
         try:

@@ -69,13 +69,23 @@ class LyingLedgerService(LedgerService):
         self.altered: dict[int, bytes] = {}
         self.dropped: set[int] = set()
         self.extra_vested_flops = 0
+        self.endless = False  # after the entries asked for, more without end (copies of the last one)
+        self.calls = self.batches_past_end = 0  # GetEntries calls taken, batches sent past what was asked
 
     async def GetEntries(self, request, context):
+        self.calls += 1
+        last = None
         async for batch in super().GetEntries(request, context):
             indices = range(batch.start, batch.start + len(batch.entries))
             entries = [self.altered.get(i, data) for i, data in zip(indices, batch.entries, strict=True)
                        if i not in self.dropped]
+            last = entries[-1] if entries else last
             yield pb.EntriesBatch(start=batch.start, entries=entries)
+        start = request.end
+        while self.endless and last is not None:
+            self.batches_past_end += 1
+            yield pb.EntriesBatch(start=start, entries=[last] * 100)
+            start += 100
 
     async def GetBalances(self, request, context):
         answer = await super().GetBalances(request, context)

@@ -5,7 +5,7 @@ high-water mark kept beside the key. The pure log code it builds on is
 
 from .high_water import MARK_FILE, HighWaterMark, LedgerForkError
 from .ledger import MAX_ENTRIES_PER_READ, Ledger, LedgerCorruptError, LedgerRangeError
-from .ledger_writer import MAX_BATCH, LedgerWriter, Logged
+from .ledger_writer import MAX_BATCH, LedgerCommitError, LedgerWriter, Logged
 from .logkey import LOG_KEY_FILE, LOG_PUB_FILE, load_or_create_log_key
 from .store import LedgerStoreBase, LedgerUnavailableError, StoredEntry, open_store
 from .writer_lock import STATE_DIR_LOCK_FILE, LedgerLockedError, WriterLock
@@ -19,6 +19,7 @@ __all__ = [
     "STATE_DIR_LOCK_FILE",
     "HighWaterMark",
     "Ledger",
+    "LedgerCommitError",
     "LedgerCorruptError",
     "LedgerForkError",
     "LedgerLockedError",

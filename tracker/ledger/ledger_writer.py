@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from dataclasses import dataclass
 
+from potluck.errors import PotluckError
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.tracker.batches import take_batch
 from potluck.tracker.ledger.ledger import Ledger
+from potluck.tracker.ledger.store import LedgerUnavailableError
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+MAX_REASON_CHARS = 160
+
+
+class LedgerCommitError(PotluckError):
+    """The store refused or lost a commit: nothing of it was acknowledged, and a caller may send it again.
+
+    Its message is what a client may be told (`_commit_error`), never the exception's class or a traceback
+    (those are logged here).
+    """
 
 
 @dataclass(frozen=True)
@@ -68,9 +80,10 @@ class LedgerWriter:
                 answers = await asyncio.to_thread(self._commit, batch)
             except Exception as e:  # a failed commit answers every waiter; nothing was acknowledged
                 logger.exception("ledger append failed")
+                error = _commit_error(e)
                 for _, _, future in batch:
                     if not future.done():
-                        future.set_exception(e)
+                        future.set_exception(error)
                 continue
             for answer, (_, _, future) in zip(answers, batch, strict=True):
                 if not future.done():
@@ -93,3 +106,23 @@ class LedgerWriter:
                 logger.exception("receipts for entries %d.. failed", wanted[0])
         return [[Logged(index, *made.get(index, (None, None))) if receipts else Logged(index) for index in span]
                 for span, receipts in spans]
+
+
+def _commit_error(error: Exception) -> Exception:
+    """A database's refusal (a full disk, a lost connection, a trigger) as a `LedgerCommitError` whose reason
+    a client may read; a fault of ours (any other exception) as it is, for the server to log as an incident.
+
+    SQLite's own messages name the failure ("database or disk is full"); PostgreSQL's can name hosts and
+    files, so only its SQLSTATE code is passed on; a lost database, by a fixed line (its URL stays here).
+    """
+    if isinstance(error, sqlite3.Error):
+        reason = (str(error).strip().splitlines() or ["database error"])[0][:MAX_REASON_CHARS]
+    elif type(error).__module__.split(".")[0] == "psycopg":
+        reason = f"database error, SQLSTATE {getattr(error, 'sqlstate', None) or 'unknown'}"
+    elif isinstance(error, LedgerUnavailableError):
+        reason = "the ledger database is unreachable"
+    else:
+        return error
+    commit_error = LedgerCommitError(f"the ledger could not commit ({reason})")
+    commit_error.__cause__ = error
+    return commit_error

@@ -16,6 +16,7 @@ from potluck.errors import ConfigError
 from potluck.proto import tracker_pb2, tracker_pb2_grpc
 from potluck.proto.wire import MAX_MESSAGE_BYTES
 from potluck.tls import TrackerCertificate
+from potluck.tracker.service.incidents import IncidentInterceptor
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,9 @@ MAX_CONCURRENT_RPCS = 256
 async def start_server(listen: str, certificate: TrackerCertificate, *, ledger_service=None, tracker_service=None,
                        interceptors=()) -> tuple[grpc.aio.Server, int]:
     """Start a grpc.aio server on `listen` (HOST:PORT, port 0 picks one) with TLS; return it and its port."""
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors),
+    # The incident interceptor first, so that it wraps every handler (other interceptors' too): no client
+    # hears an exception's class, message or traceback.
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[IncidentInterceptor(), *interceptors],
                              maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
     names = [reflection.SERVICE_NAME, health.SERVICE_NAME]
     health_servicer = health.aio.HealthServicer()

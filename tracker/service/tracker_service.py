@@ -26,7 +26,8 @@ from potluck.signing import parse_envelope
 from potluck.tracker.credit import Accounts
 from potluck.tracker.intake import Submissions
 from potluck.tracker.intake.lanes import Lane, QueueFull
-from potluck.tracker.ledger import Ledger, LedgerWriter
+from potluck.tracker.intake.opening_pool import WorkerDied
+from potluck.tracker.ledger import Ledger, LedgerCommitError, LedgerWriter
 from potluck.tracker.service.reachability import DialBack, caller_host
 from potluck.tracker.service.register_limits import Refused, RegisterLimits, source_of
 
@@ -72,7 +73,10 @@ class TrackerService(TrackerServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
         entry = LedgerEntry(origin=self.manifest.origin, logged_at_ms=_now_ms(), binding=BindingRecord(
             binding=request.binding, account_id=binding.account_id, peer_id=binding.peer_id))
-        index = await self.writer.append(entry)
+        try:
+            index = await self.writer.append(entry)
+        except LedgerCommitError as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{e}; register again")
         self.accounts.bind(binding.account_id, binding.peer_id, entry.logged_at_ms / 1000, index)
         return pb.RegisterResponse(index=index)
 
@@ -119,7 +123,13 @@ class TrackerService(TrackerServicer):
                     await context.abort(answer.code, answer.reason)
                 if isinstance(answer, Exception):
                     raise answer
-                yield pb.SubmitReportsResponse(acks=await answer)
+                try:
+                    acks = await answer
+                except (LedgerCommitError, WorkerDied) as e:
+                    # Temporary faults of the tracker's own, said as such (the reporter sends the message
+                    # again); any other exception is a fault of ours, logged as an incident (incidents.py).
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"{e}; send the message again")
+                yield pb.SubmitReportsResponse(acks=acks)
                 slots.release()
         finally:
             reader.cancel()
