@@ -3,7 +3,8 @@
 What it makes happen is what a network fault or a database crash does at the worst moment: the
 client has sent COMMIT and will never hear how it went. `arm("before")` drops the COMMIT (the
 server rolls the transaction back when the connection goes); `arm("after")` lets the server commit
-and drops its answer. `refuse` makes it turn every new connection away (the database is gone).
+and drops its answer. `refuse` makes it turn every new connection away (the database is gone); `sever` loses every
+connection in the network, the server's side left open.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class CommitCutter:
         self.then_refuse = False
         self.lock = threading.Lock()
         self.sockets: list[socket.socket] = []
+        self.connections: list[tuple[socket.socket, dict]] = []
         self.threads: list[threading.Thread] = []
         self._spawn(self._accept)
 
@@ -58,9 +60,10 @@ class CommitCutter:
                 client.close()
                 continue
             server.settimeout(None)
+            connection = {"insert": False, "drop_answer": False, "severed": False}
             with self.lock:
                 self.sockets += [client, server]
-            connection = {"insert": False, "drop_answer": False}
+                self.connections.append((client, connection))
             self._spawn(self._to_server, client, server, connection)
             self._spawn(self._to_client, server, client, connection)
 
@@ -82,7 +85,7 @@ class CommitCutter:
                 server.sendall(data)
             except OSError:
                 break
-        _close(client, server)
+        _close(client, *([] if connection["severed"] else [server]))
 
     def _to_client(self, server: socket.socket, client: socket.socket, connection: dict) -> None:
         while data := _recv(server):
@@ -93,7 +96,15 @@ class CommitCutter:
                 client.sendall(data)
             except OSError:
                 break
-        _close(client, server)
+        _close(client, *([] if connection["severed"] else [server]))
+
+    def sever(self) -> None:
+        """Lose every connection in the network: the client's side closes, the server's stays open and silent
+        (the server goes on thinking its sessions alive, as it does until its TCP keepalive gives up)."""
+        with self.lock:
+            for client, connection in self.connections:
+                connection["severed"] = True
+                _close(client)
 
     def _cut(self, client: socket.socket, server: socket.socket) -> None:
         if self.then_refuse:

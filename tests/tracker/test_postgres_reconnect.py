@@ -87,6 +87,21 @@ def test_database_restarted_under_a_running_tracker(tmp_path, pg, mode):
         tracker.stop()
 
 
+def test_connection_lost_in_the_network_does_not_lock_the_tracker_out_of_its_log(tmp_path, cutter):
+    """The server still holds the lost session (and with it the writer's lock): the store ends that session,
+    its own, and carries on; before, every reconnect was refused as "another tracker holds the ledger"."""
+    tracker = RunningTracker(tmp_path, db=cutter.url())
+    try:
+        volunteer = registered(tracker, tmp_path)
+        sent = [volunteer.report(tracker.manifest, 1), volunteer.report(tracker.manifest, 2)]
+        acks = accepted(tracker, sent[:1])
+        cutter.sever()
+        acks |= accepted(tracker, sent[1:])
+        assert_consistent(tracker, sent, acks)
+    finally:
+        tracker.stop()
+
+
 @pytest.mark.parametrize("cut", ["before", "after"])
 def test_commit_cut_off_is_settled_at_once(tmp_path, cutter, cut):
     """`before`: the server never saw the COMMIT, so nothing landed: not acknowledged, and its resend is
