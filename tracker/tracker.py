@@ -96,6 +96,7 @@ class Tracker:
         writer.start()
         stats = SwarmStats()
         verification = Verification(policy=policy, writer=writer, spec=spec, stats=stats)
+        writer.on_landed_late = verification.on_landed_late  # a grant committed unseen is checked all the same
         submissions = Submissions(manifest=manifest, ledger=ledger, writer=writer, intake=intake,
                                   verification=verification, stats=stats, flops_per_sample=flops_per_sample)
         service = TrackerService(manifest=manifest, ledger=ledger, writer=writer, accounts=accounts,

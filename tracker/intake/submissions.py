@@ -225,13 +225,19 @@ class Submissions:
                 accounts.release(report)
             raise
         grants = list(zip(admitted, entries, logged, strict=True))
-        for (_, report), _, _ in grants:
-            accounts.confirm(report)
+        for (_, report), _, done in grants:
+            if done.landed_late:
+                # A resend of a report whose append failed although it committed: the ledger restored it (its
+                # sequence confirmed) and the verifier has it; this admission's reservation is a second one,
+                # and confirmed too it would count the report's samples twice.
+                accounts.release(report)
+            else:
+                accounts.confirm(report)
             self.stats.record(report)
         await self.verification.on_grants([
             LoggedGrant(index=done.index, envelope=envelopes[position], report=report, flops=entry.grant.flops,
                         attestations=batch.admitted[position].attestations)
-            for (position, report), entry, done in grants])
+            for (position, report), entry, done in grants if not done.landed_late])
         # position -> (index, sequence, receipt, checkpoint) of each report in the ledger
         found = {position: (done.index, report.sequence, done.receipt, done.checkpoint)
                  for (position, report), _, done in grants}

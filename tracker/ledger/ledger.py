@@ -57,6 +57,9 @@ class Ledger:
         self._appended: dict[int, bytes] = {}  # the last append's entry bytes, for its receipts
         # An append whose insert failed, while it is not known whether its rows landed: (rows, entries).
         self._unsettled: tuple[list[StoredEntry], list[LedgerEntry]] | None = None
+        # Entries of such an append found landed only by a later one, (index, entry): their append failed, so
+        # nothing followed from them yet (a grant's check, say); `take_landed_late` hands them to the owner.
+        self._landed_late: list[tuple[int, LedgerEntry]] = []
         self.mark = mark
         try:
             self._open(store, balances)
@@ -108,7 +111,7 @@ class Ledger:
         """
         with self.append_lock:
             if self._unsettled is not None:  # before `find`, which would see indices the tree does not have
-                self._settle(self.balances.restore)
+                self._settle(self.balances.restore, late=True)
             keys = [dedup_key(entry) for entry in entries]
             known = self.store.find([k for k in keys if k is not None])
             indices, rows, decoded = [], [], []
@@ -158,9 +161,10 @@ class Ledger:
                 fold(row.index, entry)
             self._appended = {row.index: row.data for row in rows}
 
-    def _settle(self, fold) -> bool:
+    def _settle(self, fold, *, late: bool = False) -> bool:
         """After a failed insert: whether its rows landed after all (True: the tree and the balances now
-        have them, by `fold`); raise if the store cannot say, or holds rows this ledger did not write."""
+        have them, by `fold`); raise if the store cannot say, or holds rows this ledger did not write.
+        `late`: their own append failed already, so they are kept for `take_landed_late`."""
         rows, decoded = self._unsettled
         landed = self.store.leaf_hashes(self.tree.size)
         if landed and landed != [row.leaf_hash for row in rows]:
@@ -171,7 +175,17 @@ class Ledger:
         if landed:
             logger.warning("entries %d..%d landed although their commit failed", rows[0].index, rows[-1].index)
             self._extend(rows, decoded, fold)
+            if late:
+                self._landed_late += [(row.index, entry) for row, entry in zip(rows, decoded, strict=True)]
         return bool(landed)
+
+    def take_landed_late(self) -> list[tuple[int, LedgerEntry]]:
+        """(index, entry) of entries whose append failed but which were found landed later (oldest first),
+        each handed out once. Without this, a grant whose COMMIT landed unseen would be credited (restored
+        into the balances) but never checked: it would vest on escrow depth alone."""
+        with self.append_lock:
+            taken, self._landed_late = self._landed_late, []
+            return taken
 
     def checkpoint(self) -> str:
         """A signed checkpoint note over every committed entry (signed afresh only when the log grew)."""

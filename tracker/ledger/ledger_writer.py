@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from potluck.errors import PotluckError
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.tracker.batches import take_batch
 from potluck.tracker.ledger.ledger import Ledger
 from potluck.tracker.ledger.store import LedgerUnavailableError
+from potluck.tracker.ledger.writer_lock import LedgerLockedError
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +45,17 @@ class Logged:
     index: int
     receipt: str | None = None
     checkpoint: str | None = None
+    # Logged by an earlier append that failed, found committed by this one (`LedgerWriter.on_landed_late`
+    # has had it): whatever the caller does once an entry is logged was done for it already.
+    landed_late: bool = False
 
 
 class LedgerWriter:
-    def __init__(self, ledger: Ledger):
-        self.ledger = ledger
+    """`on_landed_late`, on the event loop, hears of entries whose append failed but which were found
+    committed by a later append (`Ledger.take_landed_late`): what their append would have set going."""
+
+    def __init__(self, ledger: Ledger, on_landed_late: Callable[[list[tuple[int, LedgerEntry]]], None] | None = None):
+        self.ledger, self.on_landed_late = ledger, on_landed_late
         self.queue: asyncio.Queue[tuple[list[LedgerEntry], bool, asyncio.Future]] = asyncio.Queue()
         self.task: asyncio.Task | None = None
 
@@ -81,13 +89,27 @@ class LedgerWriter:
             except Exception as e:  # a failed commit answers every waiter; nothing was acknowledged
                 logger.exception("ledger append failed")
                 error = _commit_error(e)
+                self._hand_over_landed_late()  # found by this batch's settling, even if the batch then failed
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            # Before the answers, which say which of their entries landed late (a resend of a report whose
+            # append failed although it committed): those are restored and handed over already.
+            late = self._hand_over_landed_late()
             for answer, (_, _, future) in zip(answers, batch, strict=True):
                 if not future.done():
-                    future.set_result(answer)
+                    future.set_result([replace(logged, landed_late=True) if logged.index in late else logged
+                                       for logged in answer])
+
+    def _hand_over_landed_late(self) -> set[int]:
+        late = self.ledger.take_landed_late()
+        if late and self.on_landed_late is not None:
+            try:
+                self.on_landed_late(late)
+            except Exception:  # the writer goes on: its other callers must still be answered
+                logger.exception("handling entries %d.. that landed late failed", late[0][0])
+        return {index for index, _ in late}
 
     def _commit(self, batch: list[tuple[list[LedgerEntry], bool, asyncio.Future]]) -> list[list[Logged]]:
         """In the writer's thread: append the batch, then make the receipts its callers asked for."""
@@ -121,6 +143,8 @@ def _commit_error(error: Exception) -> Exception:
         reason = f"database error, SQLSTATE {getattr(error, 'sqlstate', None) or 'unknown'}"
     elif isinstance(error, LedgerUnavailableError):
         reason = "the ledger database is unreachable"
+    elif isinstance(error, LedgerLockedError):  # reconnected, but the writer's lock is not ours again yet
+        reason = "the ledger database is held by another session"
     else:
         return error
     commit_error = LedgerCommitError(f"the ledger could not commit ({reason})")

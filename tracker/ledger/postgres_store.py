@@ -2,7 +2,8 @@
 
 The store holds a session-level advisory lock on its connection, so a second tracker on the same
 database is refused. A database restart drops the connection (and with it the lock): the next call
-reconnects, a bounded number of times with backoff, takes the lock again and carries on. A call that
+reconnects, a bounded number of times with backoff, takes the lock again (from its own earlier
+session, if the server has not noticed that one is gone: `_take_over`) and carries on. A call that
 only reads, or writes what it may write twice, runs again on the new connection; an insert whose
 connection was lost does not (its COMMIT may have landed): it fails, and the ledger asks what landed.
 """
@@ -52,9 +53,11 @@ class PostgresStore(LedgerStoreBase):
     def __init__(self, url: str):
         self.url, self.location = url, _redact(url)
         self.lock = threading.Lock()
+        self.session: tuple | None = None  # (pid, backend_start) of the server session holding the lock
         self.db = self._connect(CONNECT_TIMEOUT)
 
-    def _connect(self, timeout: float) -> psycopg.Connection:
+    def _connect(self, timeout: float, *, replacing: tuple | None = None) -> psycopg.Connection:
+        """A connection holding the writer's lock; `replacing`: this store's earlier session, which may hold it."""
         try:
             db = psycopg.connect(self.url, connect_timeout=timeout, autocommit=False)
         except psycopg.Error as e:
@@ -66,6 +69,10 @@ class PostgresStore(LedgerStoreBase):
                 db.execute(SCHEMA)
                 # Session-level (it outlives this transaction), so held until the connection ends.
                 [locked] = db.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,)).fetchone()
+                if not locked and replacing is not None:
+                    locked = _take_over(db, replacing)
+                session = db.execute("SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+                                     ).fetchone()
         except psycopg.Error as e:
             db.close()
             raise ConfigError(f"cannot open the ledger database at {self.location} ({str(e).strip()})") from None
@@ -73,13 +80,14 @@ class PostgresStore(LedgerStoreBase):
             db.close()
             raise LedgerLockedError(f"another tracker holds the ledger database {self.location} (advisory lock "
                                     f"{WRITER_LOCK_KEY}); stop it first, or give this one its own --db")
+        self.session = session
         return db
 
     def _reconnect(self) -> None:
         self.db.close()
         for attempt in range(RECONNECT_ATTEMPTS):
             try:
-                self.db = self._connect(RECONNECT_TIMEOUT)
+                self.db = self._connect(RECONNECT_TIMEOUT, replacing=self.session)
                 logger.info("reconnected to the ledger database %s", self.location)
                 return
             except ConfigError as e:  # not LedgerLockedError: another tracker took the log meanwhile
@@ -142,6 +150,28 @@ class PostgresStore(LedgerStoreBase):
     def close(self) -> None:
         with self.lock:
             self.db.close()
+
+
+def _take_over(db: psycopg.Connection, session: tuple) -> bool:
+    """End this store's own earlier session if it still holds the writer's lock, and take the lock.
+
+    A connection lost in the network rather than closed (a cable, a NAT's table, a proxy) leaves its
+    server session alive until the server's TCP keepalive gives up (hours, by default), holding the
+    lock: the tracker would be locked out of its own log. Only that very session (its pid and start
+    time, recorded when it took the lock) is ended: another tracker's is never touched.
+    """
+    pid, started = session
+    unsigned = WRITER_LOCK_KEY & 0xFFFF_FFFF_FFFF_FFFF  # a bigint key is kept as two oids
+    [held] = db.execute(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+        "AND l.granted AND l.objsubid = 1 AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.pid = %s "
+        "AND a.backend_start = %s", (unsigned >> 32, unsigned & 0xFFFF_FFFF, pid, started)).fetchone()
+    if not held:
+        return False
+    logger.warning("ending this tracker's earlier session %d on the ledger database, which still holds its lock", pid)
+    db.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # waits (up to 5 s) for it to end
+    [locked] = db.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,)).fetchone()
+    return locked
 
 
 def _redact(url: str) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from potluck.proto.ledger_pb2 import LedgerEntry
 from potluck.proto.report_pb2 import ContributionReport
+from potluck.signing import parse_envelope
 from potluck.tracker.credit import Accounts, CreditPolicy, Outcome, Verdict
 from potluck.tracker.intake import Attestations, LoggedGrant
 from potluck.tracker.ledger import LedgerWriter
@@ -129,6 +130,14 @@ class Verification:
         if self.verifier is not None:
             self.policy.hold(report.account_id, index)
             self._queue(index, envelope, report)
+
+    def on_landed_late(self, late: list[tuple[int, LedgerEntry]]) -> None:
+        """Entries whose append failed although they were committed (a later append found them): the ledger
+        restored them into the accounts, as at a start; a grant among them is checked, as after a restart."""
+        for index, entry in late:
+            if entry.WhichOneof("kind") == "grant":
+                envelope = entry.grant.report
+                self.recheck(index, envelope, ContributionReport.FromString(parse_envelope(envelope).payload))
 
     def _queue(self, index: int, envelope: bytes, report: ContributionReport) -> None:
         digest = hashlib.sha256(envelope).digest()
