@@ -98,8 +98,13 @@ def announced_states_key(run_id: str) -> str:
 
 def state_digest(model: torch.nn.Module) -> bytes:
     """SHA-256 of the parameters, sorted by name, each as name, shape and float32 little-endian values."""
+    return named_state_digest(model.named_parameters())
+
+
+def named_state_digest(named: Iterable[tuple[str, torch.Tensor]]) -> bytes:
+    """`state_digest` of (name, parameter) pairs: of a model's state read back from a file."""
     digest = hashlib.sha256(_DIGEST_TAG)
-    for name, param in sorted(model.named_parameters(), key=lambda item: item[0]):
+    for name, param in sorted(named, key=lambda item: item[0]):
         encoded_name = name.encode()
         digest.update(struct.pack(">I", len(encoded_name)) + encoded_name)
         digest.update(struct.pack(">I", param.dim()) + b"".join(struct.pack(">Q", n) for n in param.shape))

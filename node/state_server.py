@@ -9,9 +9,13 @@ names fails that check (tracker/verifier/verifier.py): a report nobody can check
 So an honest peer keeps the start state of each of its last `MAX_KEPT_STATES` windows, in memory (one
 copy of the parameters each, on the CPU) for as long as a report of it may still be drawn: reports are
 sent as each window closes and checked within seconds, so the last few windows are what is asked for.
-What this cannot cover, and costs an honest peer a check if drawn: a report delivered after its peer
-restarted (kept states do not survive a restart), or after more than `MAX_KEPT_STATES` later windows
-(a tracker outage that long).
+Each is also written to the node's state directory (`kept-states/<digest>.safetensors`, the last
+`MAX_KEPT_STATES`), so that a worker restarted after a crash still serves the states its earlier
+reports name: measured in CI before, a volunteer whose worker was SIGKILLed had a report checked after
+the restart, could not serve its state, and was struck and lost its escrow. A file is served only if
+its parameters still have the digest it is named by (a damaged one is deleted). What this cannot
+cover, and costs an honest peer a check if drawn: a report checked after more than `MAX_KEPT_STATES`
+later windows (a tracker outage that long), or after its state directory was lost.
 
 Anyone can ask: each request costs at most one state's serialization, and at most
 `MAX_CONCURRENT_REQUESTS` run at once (the rest wait their turn).
@@ -25,15 +29,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 import torch
 from hivemind.compression import serialize_torch_tensor
 from hivemind.p2p import P2PContext
 from hivemind.utils.streaming import split_for_streaming
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
+from potluck.node.sketch import named_state_digest
 from potluck.proto.state_pb2 import StateRequest
 
 logger = logging.getLogger(__name__)
@@ -49,11 +59,22 @@ def state_handler_name(run_id: str) -> str:
 
 
 class StateServer:
-    """Kept start states, served on the DHT's p2p daemon from a thread with an event loop of its own."""
+    """Kept start states, served on the DHT's p2p daemon from a thread with an event loop of its own.
 
-    def __init__(self, dht, run_id: str, max_kept: int = MAX_KEPT_STATES):
-        self.max_kept = max_kept
-        self._kept: OrderedDict[bytes, list[torch.Tensor]] = OrderedDict()
+    With a `directory`, each kept state is written there too, and the ones found there at start (a
+    restarted worker's) are served from disk when asked for.
+    """
+
+    def __init__(self, dht, run_id: str, max_kept: int = MAX_KEPT_STATES, directory: Path | None = None):
+        self.max_kept, self.directory = max_kept, directory
+        # digest -> the parameters in the model's order; None: only on disk (kept before a restart)
+        self._kept: OrderedDict[bytes, list[torch.Tensor] | None] = OrderedDict()
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for partial in directory.glob("*.partial"):  # a write a crash cut short
+                partial.unlink(missing_ok=True)
+            self._kept.update((digest, None) for digest in _files_oldest_first(directory))
+            self._drop_beyond_cap()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="state-server")
@@ -63,12 +84,19 @@ class StateServer:
     def keep(self, digest: bytes, model: torch.nn.Module) -> None:
         """Keep the model's parameters as the state with `digest` (the oldest kept is dropped beyond the cap)."""
         with torch.no_grad():
-            tensors = [p.detach().to("cpu", copy=True) for p in model.parameters()]
+            named = [(name, p.detach().to("cpu", copy=True)) for name, p in model.named_parameters()]
+        if self.directory is not None:  # before it is served: a report naming it may be sent at once
+            _write_state(self.directory, digest, named)
         with self._lock:
-            self._kept[digest] = tensors
+            self._kept[digest] = [tensor for _, tensor in named]
             self._kept.move_to_end(digest)
-            while len(self._kept) > self.max_kept:
-                self._kept.popitem(last=False)
+            self._drop_beyond_cap()
+
+    def _drop_beyond_cap(self) -> None:
+        while len(self._kept) > self.max_kept:
+            digest, _ = self._kept.popitem(last=False)
+            if self.directory is not None:
+                _path(self.directory, digest).unlink(missing_ok=True)
 
     def kept(self) -> list[bytes]:
         with self._lock:
@@ -93,7 +121,11 @@ class StateServer:
     async def _serve(self, request: StateRequest, context: P2PContext):
         # An unknown digest gets an empty answer (hivemind would log a traceback for every refusal it sent).
         with self._lock:
-            tensors = self._kept.get(request.digest) if len(request.digest) == DIGEST_BYTES else None
+            known = len(request.digest) == DIGEST_BYTES and request.digest in self._kept
+            tensors = self._kept.get(request.digest) if known else None
+        if known and tensors is None:  # kept before this worker started: read it back (not kept in memory)
+            async with self._slots:
+                tensors = await asyncio.to_thread(_read_state, self.directory, request.digest)
         if tensors is None:
             logger.debug("asked by %s for a state not kept: %s", context.remote_id, request.digest.hex()[:16])
             return
@@ -102,3 +134,47 @@ class StateServer:
             for tensor in tensors:
                 for part in split_for_streaming(serialize_torch_tensor(tensor)):
                     yield part
+
+
+def _path(directory: Path, digest: bytes) -> Path:
+    return directory / f"{digest.hex()}.safetensors"
+
+
+def _files_oldest_first(directory: Path) -> list[bytes]:
+    found = []
+    for path in directory.glob("*.safetensors"):
+        try:
+            digest = bytes.fromhex(path.stem)
+        except ValueError:
+            continue
+        if len(digest) == DIGEST_BYTES:
+            found.append((path.stat().st_mtime_ns, digest))
+    return [digest for _, digest in sorted(found)]
+
+
+def _write_state(directory: Path, digest: bytes, named: list[tuple[str, torch.Tensor]]) -> None:
+    """Write atomically (a temporary file renamed): a crash mid-write leaves no file under the digest."""
+    path = _path(directory, digest)
+    temporary = path.with_suffix(".partial")
+    save_file({name: tensor.contiguous() for name, tensor in named}, str(temporary),
+              metadata={"order": json.dumps([name for name, _ in named])})
+    os.replace(temporary, path)
+
+
+def _read_state(directory: Path, digest: bytes) -> list[torch.Tensor] | None:
+    """The parameters of a kept file, in the model's order, if they still have `digest`; else delete it."""
+    path = _path(directory, digest)
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            order = json.loads(file.metadata()["order"])
+            named = [(name, file.get_tensor(name)) for name in order]
+            complete = len(named) == len(file.keys())
+    except (OSError, SafetensorError, ValueError, KeyError, TypeError) as e:
+        logger.warning("kept state %s… is unreadable (%s): deleted", digest.hex()[:16], e)
+        path.unlink(missing_ok=True)
+        return None
+    if not complete or named_state_digest(named) != digest:
+        logger.warning("kept state %s… no longer has its digest: deleted", digest.hex()[:16])
+        path.unlink(missing_ok=True)
+        return None
+    return [tensor for _, tensor in named]

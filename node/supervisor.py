@@ -123,8 +123,8 @@ class Node:
         training = TrainingConfig(
             hivemind=HivemindConfig.from_manifest(m), data_seed=m.swarm_seed, account_id=self.account.account_id,
             batch_size_per_step=1, host_maddrs=self.reach.host_maddrs, announce_maddrs=config.announce_maddrs,
-            client_mode=self.reach.client_mode,
-            identity_path=str(self.peer.path), device=self.device)
+            client_mode=self.reach.client_mode, identity_path=str(self.peer.path),
+            kept_states_dir=str(config.state_dir / "kept-states"), device=self.device)
         remaining = None if config.max_epochs is None else config.max_epochs - self.windows_done
         trained_on = training_shards(m)
         return WorkerSpec(training=training, task_name=m.task.name, task_params=param_dict(m.task),

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import hivemind
 import torch
@@ -48,6 +49,7 @@ class TrainingConfig:
     announce_maddrs: Sequence[str] = ()
     client_mode: bool = False  # behind NAT: make no DHT or averaging connections inbound
     identity_path: str | None = None  # the libp2p key file, so the PeerID survives restarts
+    kept_states_dir: str | None = None  # where kept start states go, so a restarted worker serves them too
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -152,7 +154,8 @@ class TrainingWorker:
         )
         rejoiner = Rejoiner(self.dht, config.hivemind.initial_peers)  # back in the swarm after a dropped link
         try:
-            self.state_server = StateServer(self.dht, config.hivemind.run_id)
+            self.state_server = StateServer(self.dht, config.hivemind.run_id, directory=(
+                None if config.kept_states_dir is None else Path(config.kept_states_dir)))
             self.model = self.task.build_model().to(self.device)
             self.optimizer = self._make_optimizer()
             try:
