@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-CHILDREN = 40
+CHILDREN = 20
 
 
 @pytest.mark.timeout(120)
