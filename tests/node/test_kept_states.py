@@ -29,7 +29,7 @@ from potluck.node.state_server import StateServer
 
 identity, directory, keep = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 dht = hivemind.DHT(host_maddrs=["/ip4/127.0.0.1/tcp/0"], identity_path=identity, start=True)
-server = StateServer(dht, "kept", max_kept=%d, directory=directory)
+server = StateServer(dht, "kept", max_kept=int(sys.argv[4]), directory=directory)
 torch.manual_seed(0)
 model, digests = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Linear(4, 2)), []
 for _ in range(keep):  # one state per window, as the worker keeps them
@@ -41,7 +41,7 @@ for _ in range(keep):  # one state per window, as the worker keeps them
 print(json.dumps(dict(peer=dht.peer_id.to_base58(), maddrs=[str(a) for a in dht.get_visible_maddrs()],
                       digests=digests)), flush=True)
 time.sleep(3600)
-""" % MAX_KEPT
+"""
 FETCH = """
 import json, sys
 import hivemind, torch
@@ -83,7 +83,7 @@ def kill(process: subprocess.Popen) -> None:
 
 def test_a_restarted_worker_serves_the_states_kept_before_it_was_killed_and_no_damaged_one(tmp_path):
     identity, directory = str(tmp_path / "peer.key"), tmp_path / "kept-states"
-    first, kept = start(WORKER, identity, str(directory), str(KEPT))
+    first, kept = start(WORKER, identity, str(directory), str(KEPT), str(MAX_KEPT))
     kill(first)  # as the worker group is SIGKILLed: nothing is written at exit
     files = sorted(directory.glob("*.safetensors"))
     assert {f.stem for f in files} == set(kept["digests"][-MAX_KEPT:])  # the last few, no more
@@ -92,7 +92,7 @@ def test_a_restarted_worker_serves_the_states_kept_before_it_was_killed_and_no_d
     data[-1] ^= 0xFF  # one bit of a parameter flipped on disk
     (directory / f"{damaged}.safetensors").write_bytes(bytes(data))
 
-    second, restarted = start(WORKER, identity, str(directory), "0")  # keeps nothing new
+    second, restarted = start(WORKER, identity, str(directory), "0", str(MAX_KEPT))  # keeps nothing new
     try:
         assert restarted["peer"] == kept["peer"]  # the same PeerID: the one the reports name
         asked = [*kept["digests"], os.urandom(32).hex()]
