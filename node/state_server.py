@@ -69,13 +69,16 @@ class StateServer:
         self.max_kept, self.directory = max_kept, directory
         # digest -> the parameters in the model's order; None: only on disk (kept before a restart)
         self._kept: OrderedDict[bytes, list[torch.Tensor] | None] = OrderedDict()
-        if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            for partial in directory.glob("*.partial"):  # a write a crash cut short
-                partial.unlink(missing_ok=True)
-            self._kept.update((digest, None) for digest in _files_oldest_first(directory))
-            self._drop_beyond_cap()
         self._lock = threading.Lock()
+        if directory is not None:
+            try:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                for partial in directory.glob("*.partial"):  # a write a crash cut short
+                    partial.unlink(missing_ok=True)
+                self._kept.update((digest, None) for digest in _files_oldest_first(directory))
+            except OSError as e:  # the worker still trains and serves what it keeps in memory
+                self._disk_failed(e)
+            self._drop_beyond_cap()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="state-server")
         self._thread.start()
@@ -86,17 +89,28 @@ class StateServer:
         with torch.no_grad():
             named = [(name, p.detach().to("cpu", copy=True)) for name, p in model.named_parameters()]
         if self.directory is not None:  # before it is served: a report naming it may be sent at once
-            _write_state(self.directory, digest, named)
+            try:
+                _write_state(self.directory, digest, named)
+            except (OSError, SafetensorError) as e:  # a full disk must not stop training: kept in memory only
+                self._disk_failed(e)
         with self._lock:
             self._kept[digest] = [tensor for _, tensor in named]
             self._kept.move_to_end(digest)
             self._drop_beyond_cap()
 
+    def _disk_failed(self, error: Exception) -> None:
+        logger.warning("kept states stay in memory only from now on (lost if this worker restarts): %s", error)
+        with self._lock:
+            self.directory = None
+            for digest in [digest for digest, tensors in self._kept.items() if tensors is None]:
+                del self._kept[digest]  # on disk only, and the disk is not ours any more
+
     def _drop_beyond_cap(self) -> None:
         while len(self._kept) > self.max_kept:
             digest, _ = self._kept.popitem(last=False)
             if self.directory is not None:
-                _path(self.directory, digest).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    _path(self.directory, digest).unlink(missing_ok=True)
 
     def kept(self) -> list[bytes]:
         with self._lock:
@@ -123,9 +137,10 @@ class StateServer:
         with self._lock:
             known = len(request.digest) == DIGEST_BYTES and request.digest in self._kept
             tensors = self._kept.get(request.digest) if known else None
-        if known and tensors is None:  # kept before this worker started: read it back (not kept in memory)
+            directory = self.directory
+        if known and tensors is None and directory is not None:  # kept before this worker started: read it back
             async with self._slots:
-                tensors = await asyncio.to_thread(_read_state, self.directory, request.digest)
+                tensors = await asyncio.to_thread(_read_state, directory, request.digest)
         if tensors is None:
             logger.debug("asked by %s for a state not kept: %s", context.remote_id, request.digest.hex()[:16])
             return

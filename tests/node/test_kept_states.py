@@ -109,3 +109,18 @@ def test_a_restarted_worker_serves_the_states_kept_before_it_was_killed_and_no_d
         assert found[digest] != True and "sent 0 tensors" in found[digest], (digest, found[digest])  # noqa: E712
     assert not (directory / f"{damaged}.safetensors").exists()  # the damaged file is gone, not served
     assert descendant_pids(os.getpid()) == []
+
+
+def test_a_state_directory_that_cannot_be_written_leaves_the_worker_serving_from_memory(tmp_path):
+    not_a_directory = tmp_path / "kept-states"
+    not_a_directory.write_text("a file where the directory should be")  # as a full or read-only disk fails
+    worker, kept = start(WORKER, str(tmp_path / "peer.key"), str(not_a_directory), str(KEPT), str(MAX_KEPT))
+    try:
+        result = subprocess.run([sys.executable, "-c", FETCH, kept["peer"], json.dumps(kept["maddrs"]),
+                                 json.dumps(kept["digests"][-MAX_KEPT:])], capture_output=True, text=True, timeout=90)
+        assert result.returncode == 0, result.stderr[-3000:]
+        found = json.loads(result.stdout.splitlines()[-1])
+    finally:
+        kill(worker)
+    assert all(value is True for value in found.values()), found  # it trained on, and serves what it keeps
+    assert descendant_pids(os.getpid()) == []
