@@ -50,10 +50,14 @@ class TokenBucket:
     def __init__(self, now: float, burst: float = RATE_BURST, per_second: float = RATE_PER_SECOND):
         self.tokens, self.updated, self.burst, self.per_second = float(burst), now, burst, per_second
 
-    def take(self, now: float) -> bool:
+    def refill(self, now: float) -> float:
+        """The tokens there are at `now`."""
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.per_second)
         self.updated = now
-        if self.tokens < 1.0:
+        return self.tokens
+
+    def take(self, now: float) -> bool:
+        if self.refill(now) < 1.0:
             return False
         self.tokens -= 1.0
         return True

@@ -16,7 +16,8 @@ as one subscriber gets a whole /64 to pick addresses from.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+
+from potluck.tracker.intake.report_intake import TokenBucket
 
 REGISTER_BURST, REGISTER_PER_SECOND = 1024, 16.0
 SOURCE_REGISTER_BURST, SOURCE_REGISTER_PER_SECOND = 64, 1 / 4
@@ -31,32 +32,19 @@ class Refused(Exception):
     """A new pair over a limit: the reason says which, for the caller."""
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-    burst: float
-    per_second: float
-
-    def refill(self, now: float) -> float:
-        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.updated) * self.per_second)
-        self.updated = now
-        return self.tokens
-
-
 class _Buckets:
     """One bucket per key, the full ones dropped when there are more than MAX_BUCKETS."""
 
     def __init__(self, burst: float, per_second: float):
         self.burst, self.per_second = burst, per_second
-        self.by_key: dict[str, _Bucket] = {}
+        self.by_key: dict[str, TokenBucket] = {}
 
-    def get(self, key: str, now: float) -> _Bucket:
+    def get(self, key: str, now: float) -> TokenBucket:
         bucket = self.by_key.get(key)
         if bucket is None:
             if len(self.by_key) >= MAX_BUCKETS:
                 self.by_key = {k: b for k, b in self.by_key.items() if b.refill(now) < b.burst}
-            bucket = self.by_key[key] = _Bucket(self.burst, now, self.burst, self.per_second)
+            bucket = self.by_key[key] = TokenBucket(now, self.burst, self.per_second)
         bucket.refill(now)
         return bucket
 
@@ -78,7 +66,7 @@ def source_of(host: str | None) -> str:
 
 class RegisterLimits:
     def __init__(self, now: float):
-        self.overall = _Bucket(REGISTER_BURST, now, REGISTER_BURST, REGISTER_PER_SECOND)
+        self.overall = TokenBucket(now, REGISTER_BURST, REGISTER_PER_SECOND)
         self.sources = _Buckets(SOURCE_REGISTER_BURST, SOURCE_REGISTER_PER_SECOND)
         self.accounts = _Buckets(ACCOUNT_REGISTER_BURST, ACCOUNT_REGISTER_PER_SECOND)
 
