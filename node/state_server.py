@@ -141,6 +141,12 @@ class StateServer:
         if known and tensors is None and directory is not None:  # kept before this worker started: read it back
             async with self._slots:
                 tensors = await asyncio.to_thread(_read_state, directory, request.digest)
+            with self._lock:  # read and checked once: kept in memory from now on, or (damaged) forgotten
+                if request.digest in self._kept and self._kept[request.digest] is None:
+                    if tensors is None:
+                        del self._kept[request.digest]
+                    else:
+                        self._kept[request.digest] = tensors
         if tensors is None:
             logger.debug("asked by %s for a state not kept: %s", context.remote_id, request.digest.hex()[:16])
             return
